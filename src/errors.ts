@@ -1,0 +1,131 @@
+/**
+ * Every error this library raises is an {@link SmtpTlsError} with a stable `code`.
+ *
+ * @packageDocumentation
+ */
+
+/**
+ * Stable error codes. Codes are never renamed or reused; new ones are added as the library grows.
+ * @public
+ */
+export type ErrorCode =
+  // TLSA records (RFC 6698, RFC 7218)
+  | 'ERR_TLSA_SYNTAX'
+  | 'ERR_TLSA_RDATA'
+  // certificates (DER, PEM)
+  | 'ERR_CERT_PARSE'
+  | 'ERR_PEM_SYNTAX'
+  // DANE verification (RFC 7671, RFC 7672)
+  | 'ERR_DANE_NO_USABLE_RECORDS'
+  | 'ERR_DANE_NO_MATCH'
+  | 'ERR_DANE_NAME_MISMATCH'
+  | 'ERR_DANE_CHAIN_INVALID'
+  | 'ERR_DANE_EXPIRED'
+  // certificate pins
+  | 'ERR_PIN_SYNTAX'
+  | 'ERR_PIN_MISMATCH'
+  // policy levels and tables (Postfix smtp_tls_policy_maps)
+  | 'ERR_POLICY_SYNTAX'
+  | 'ERR_POLICY_NOT_MET'
+  // SMTP and STARTTLS (RFC 5321, RFC 3207)
+  | 'ERR_SMTP_PROTOCOL'
+  | 'ERR_SMTP_REPLY_SYNTAX'
+  | 'ERR_SMTP_REPLY_TOO_LONG'
+  | 'ERR_SMTP_REJECTED'
+  | 'ERR_SMTP_RESPONSE_INJECTION'
+  | 'ERR_SMTP_TIMEOUT'
+  | 'ERR_SMTP_EOF'
+  | 'ERR_STARTTLS_NOT_OFFERED'
+  | 'ERR_STARTTLS_REFUSED'
+  | 'ERR_TLS_HANDSHAKE'
+  | 'ERR_STATE'
+  // DNS (adapters)
+  | 'ERR_DNS_TIMEOUT'
+  | 'ERR_DNS_MALFORMED'
+  | 'ERR_DNS_SERVFAIL'
+  | 'ERR_DNS_BOGUS'
+  | 'ERR_DNS_REFUSED'
+  | 'ERR_DNS_NULL_MX'
+  | 'ERR_DNS_CNAME_LOOP'
+  | 'ERR_DNS_CONFIG'
+  // network (adapters)
+  | 'ERR_CONNECT'
+  | 'ERR_ABORTED'
+  // MTA-STS and TLS-RPT (RFC 8461, RFC 8460)
+  | 'ERR_MTA_STS_SYNTAX'
+  | 'ERR_TLSRPT_SYNTAX'
+  // REQUIRETLS (RFC 8689)
+  | 'ERR_REQUIRETLS'
+  // caller's options
+  | 'ERR_INVALID_ARGUMENT'
+
+/**
+ * RFC 8460 §4.3 result types, used when a failure is reported in a TLS-RPT report.
+ * @public
+ */
+export type TlsRptResultType =
+  | 'starttls-not-supported'
+  | 'certificate-host-mismatch'
+  | 'certificate-expired'
+  | 'certificate-not-trusted'
+  | 'validation-failure'
+  | 'tlsa-invalid'
+  | 'dnssec-invalid'
+  | 'dane-required'
+  | 'sts-policy-fetch-error'
+  | 'sts-policy-invalid'
+  | 'sts-webpki-invalid'
+
+/** Options accepted by the {@link SmtpTlsError} constructor. @public */
+export interface SmtpTlsErrorOptions {
+  /** Whether the failure is temporary (message stays queued). Defaults to `true`: this library never bounces by accident. */
+  temporary?: boolean
+  /** RFC 3463 enhanced status code, e.g. `4.7.5`. */
+  enhancedStatus?: string
+  /** RFC 8460 result type for TLS-RPT. */
+  tlsrpt?: TlsRptResultType
+  /** Where in the input the defect is (0-based offset, or 1-based line and column for text files). */
+  position?: number
+  line?: number
+  column?: number
+  cause?: unknown
+}
+
+/**
+ * The one error class of this library.
+ *
+ * @example
+ * ```ts
+ * try { parseTlsaRecord('3 1 1 zz') } catch (e) {
+ *   if (e instanceof SmtpTlsError && e.code === 'ERR_TLSA_SYNTAX') console.log(e.message)
+ * }
+ * ```
+ * @public
+ */
+export class SmtpTlsError extends Error {
+  readonly code: ErrorCode
+  /** `true` means: defer and retry later; never bounce the message because of it. */
+  readonly temporary: boolean
+  readonly enhancedStatus?: string
+  readonly tlsrpt?: TlsRptResultType
+  readonly position?: number
+  readonly line?: number
+  readonly column?: number
+
+  constructor(code: ErrorCode, message: string, options: SmtpTlsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'SmtpTlsError'
+    this.code = code
+    this.temporary = options.temporary ?? true
+    if (options.enhancedStatus !== undefined) this.enhancedStatus = options.enhancedStatus
+    if (options.tlsrpt !== undefined) this.tlsrpt = options.tlsrpt
+    if (options.position !== undefined) this.position = options.position
+    if (options.line !== undefined) this.line = options.line
+    if (options.column !== undefined) this.column = options.column
+  }
+}
+
+/** Type guard: is `e` an {@link SmtpTlsError}, optionally with the given code? @public */
+export function isSmtpTlsError(e: unknown, code?: ErrorCode): e is SmtpTlsError {
+  return e instanceof SmtpTlsError && (code === undefined || e.code === code)
+}

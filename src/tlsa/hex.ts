@@ -1,0 +1,35 @@
+/** Hexadecimal helpers shared by the TLSA and pin code. */
+
+const HEX = '0123456789abcdef'
+
+/** Value of one hex digit (any case), or -1. */
+export function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30
+  const l = c | 0x20
+  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10
+  return -1
+}
+
+/** Lower-case hex of `bytes`. */
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+/** Upper-case hex of `bytes` with `sep` between octets (`AB:CD:…` for pins). */
+export function toHexSeparated(bytes: Uint8Array, sep: string): string {
+  let s = ''
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!
+    if (i > 0) s += sep
+    s += HEX[b >> 4]!.toUpperCase() + HEX[b & 15]!.toUpperCase()
+  }
+  return s
+}
+
+/** Constant-shape byte comparison (lengths compared first). */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  let d = 0
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!
+  return d === 0
+}
