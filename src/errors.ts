@@ -27,6 +27,11 @@ export type ErrorCode =
   // policy levels and tables (Postfix smtp_tls_policy_maps)
   | 'ERR_POLICY_SYNTAX'
   | 'ERR_POLICY_NOT_MET'
+  | 'ERR_POLICY_CONFIG'
+  | 'ERR_DANE_REQUIRED'
+  | 'ERR_DANE_TLSA_LOOKUP'
+  | 'ERR_PKIX_UNTRUSTED'
+  | 'ERR_PKIX_NAME_MISMATCH'
   // SMTP and STARTTLS (RFC 5321, RFC 3207)
   | 'ERR_SMTP_PROTOCOL'
   | 'ERR_SMTP_REPLY_SYNTAX'
@@ -48,6 +53,9 @@ export type ErrorCode =
   | 'ERR_DNS_NULL_MX'
   | 'ERR_DNS_CNAME_LOOP'
   | 'ERR_DNS_CONFIG'
+  | 'ERR_DNS_NETWORK'
+  | 'ERR_DNS_NXDOMAIN'
+  | 'ERR_DNS_NO_ADDRESS'
   // network (adapters)
   | 'ERR_CONNECT'
   | 'ERR_ABORTED'

@@ -18,3 +18,4 @@ export { checkTlsaUsability } from './tlsa/usability.js'
 export type { DaneProfile, TlsaUsabilityOptions, TlsaUsability, UnusableTlsaRecord } from './tlsa/usability.js'
 
 export { pemToDer, pemToDerAll, derToPem } from './x509/pem.js'
+export type * from './dns/types.js'

@@ -7,3 +7,32 @@
 export { SmtpTlsError, isSmtpTlsError } from '../errors.js'
 export type { ErrorCode } from '../errors.js'
 export { readCertificateFile } from './files.js'
+export { createResolver, formatDnsServer, isLoopbackAddress, parseDnsServer, parseResolvConf } from './resolver/index.js'
+export type {
+  DnsServer,
+  LookupOptions,
+  ResolvConf,
+  Resolver,
+  ResolverCacheOptions,
+  ResolverConfig,
+  ResolverOptions,
+  ResolverStats,
+} from './resolver/index.js'
+export { discoverDestination } from './discovery.js'
+export type { DiscoverOptions } from './discovery.js'
+export type {
+  CnameLink,
+  DestinationFacts,
+  DestinationStatus,
+  DnsAnswer,
+  DnsFailure,
+  DnsRecordData,
+  DnsRecordType,
+  DnsStatus,
+  HostAddress,
+  MxHostFacts,
+  MxRecord,
+  TlsaFacts,
+  TlsaLookupStatus,
+} from '../dns/types.js'
+export type { TlsaRecord } from '../tlsa/types.js'

@@ -1,0 +1,196 @@
+// Real Postfix smtpd instances for the lab (test/lab/README.md). Debian's postfix package, run
+// without a system configuration: one master(8) per lab in a private config directory, its smtpd
+// services bound to 127.0.x.y addresses only, stopped by the PID we started.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface SmtpdSpec {
+  /** 127.0.x.y only */
+  address: string
+  port?: number
+  /** PEM chain (leaf first) and key; required when STARTTLS is offered */
+  certPem?: string
+  keyPem?: string
+  /** default true */
+  starttls?: boolean
+}
+
+export interface PostfixLab {
+  dir: string
+  /** the private config directory (MAIL_CONFIG for posttls-finger) */
+  configDir: string
+  maillog(): string
+  stop(): Promise<void>
+}
+
+const MASTER = '/usr/lib/postfix/sbin/master'
+
+function requirePostfix(): void {
+  if (!existsSync(MASTER) || spawnSync('which', ['posttls-finger']).status !== 0) {
+    throw new Error('Postfix is not installed: run `bash .ci/run` (or apt-get install postfix) first; the lab never skips')
+  }
+}
+
+function assertLoopback(address: string): void {
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) throw new Error(`lab addresses must be in 127.0.0.0/8, got ${address}`)
+}
+
+function uid(user: string): number {
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(user + ':'))
+  if (!line) throw new Error(`no ${user} user: is postfix installed?`)
+  return Number(line.split(':')[2])
+}
+
+function waitForPort(address: string, port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = connect({ host: address, port })
+      s.once('connect', () => {
+        s.destroy()
+        resolve()
+      })
+      s.once('error', () => {
+        s.destroy()
+        if (Date.now() > deadline) reject(new Error(`Postfix did not listen on ${address}:${port} within ${ms} ms`))
+        else setTimeout(attempt, 100)
+      })
+    }
+    attempt()
+  })
+}
+
+/** Start one Postfix master with an smtpd service per spec. */
+export async function startPostfixLab(specs: readonly SmtpdSpec[]): Promise<PostfixLab> {
+  requirePostfix()
+  const dir = mkdtempSync(join(tmpdir(), 'stp-postfix-'))
+  chmodSync(dir, 0o755) // postfix-owned processes must reach the queue directory
+  const conf = join(dir, 'conf')
+  const queue = join(dir, 'queue')
+  const data = join(dir, 'data')
+  for (const d of [conf, queue, data, join(queue, 'pid'), join(queue, 'public'), join(queue, 'private')]) mkdirSync(d, { recursive: true })
+  const postfixUid = uid('postfix')
+  for (const d of [queue, data, join(queue, 'public'), join(queue, 'private')]) chownSync(d, postfixUid, -1)
+  const services: string[] = []
+  specs.forEach((s, i) => {
+    assertLoopback(s.address)
+    const port = s.port ?? 25
+    const opts: string[] = []
+    if (s.starttls === false) opts.push('-o smtpd_tls_security_level=none')
+    else {
+      if (!s.certPem || !s.keyPem) throw new Error(`smtpd ${s.address}: STARTTLS needs certPem and keyPem`)
+      writeFileSync(join(conf, `chain${i}.pem`), s.keyPem + s.certPem, { mode: 0o600 })
+      opts.push('-o smtpd_tls_security_level=may', `-o smtpd_tls_chain_files=${join(conf, `chain${i}.pem`)}`)
+    }
+    services.push(`${s.address}:${port} inet n - n - - smtpd ${opts.join(' ')}`)
+  })
+  writeFileSync(
+    join(conf, 'main.cf'),
+    [
+      'compatibility_level = 3.6',
+      `queue_directory = ${queue}`,
+      `data_directory = ${data}`,
+      'mail_owner = postfix',
+      'setgid_group = postdrop',
+      'myhostname = lab.test',
+      'mydestination =',
+      // the smtpd services name their own 127.0.x.y address in master.cf
+      'inet_interfaces = loopback-only',
+      'inet_protocols = ipv4',
+      `maillog_file_prefixes = ${dir}`,
+      `maillog_file = ${join(dir, 'maillog')}`,
+      'smtpd_relay_restrictions = reject',
+      'smtpd_tls_session_cache_database =',
+      'alias_maps =',
+      'alias_database =',
+      // for posttls-finger, which reads this main.cf through MAIL_CONFIG
+      'smtp_dns_support_level = dnssec',
+      'smtp_host_lookup = dns',
+      'smtp_tls_session_cache_database =',
+      '',
+    ].join('\n'),
+  )
+  writeFileSync(
+    join(conf, 'master.cf'),
+    [
+      ...services,
+      'tlsmgr unix - - n 1000? 1 tlsmgr',
+      'anvil unix - - n - 1 anvil',
+      'proxymap unix - - n - - proxymap',
+      'postlog unix-dgram n - n - 1 postlogd',
+      '',
+    ].join('\n'),
+  )
+  const master: ChildProcess = spawn(MASTER, ['-c', conf, '-d'], { env: { ...process.env, MAIL_CONFIG: conf }, stdio: 'ignore' })
+  const exited = new Promise<void>((resolve) => master.once('exit', () => resolve()))
+  const stop = async () => {
+    if (master.exitCode === null && master.signalCode === null) {
+      master.kill('SIGTERM')
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))])
+      if (master.exitCode === null && master.signalCode === null) master.kill('SIGKILL')
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    for (const s of specs) await waitForPort(s.address, s.port ?? 25, 10_000)
+  } catch (e) {
+    const log = existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : '(no maillog)'
+    await stop()
+    throw new Error(`${(e as Error).message}\n${log}`)
+  }
+  return { dir, configDir: conf, maillog: () => (existsSync(join(dir, 'maillog')) ? readFileSync(join(dir, 'maillog'), 'utf8') : ''), stop }
+}
+
+export interface FingerResult {
+  status: number | null
+  output: string
+  /** Postfix's word for the connection: Verified, Trusted, Untrusted, Anonymous; undefined when no TLS */
+  trust?: 'Verified' | 'Trusted' | 'Untrusted' | 'Anonymous'
+  /** the server's EHLO reply (before TLS) advertised STARTTLS */
+  starttlsOffered: boolean
+  /** fingerprint= and pkey_fingerprint= of the leaf, as printed */
+  fingerprint?: string
+  pkeyFingerprint?: string
+}
+
+export interface FingerOptions {
+  configDir: string
+  level?: string
+  /** extra posttls-finger arguments, e.g. ['-F', cafile] or ['-o', 'x=y'] */
+  args?: string[]
+  /** a resolv.conf to bind-mount over /etc/resolv.conf in a private mount namespace */
+  resolvConf?: string
+  /** match arguments after the destination (fingerprints, names) */
+  match?: string[]
+}
+
+/** Run posttls-finger (the reference client) against `destination` and read its verdict. */
+export function posttlsFinger(destination: string, o: FingerOptions): FingerResult {
+  const args = ['-t', '10', '-T', '10', '-l', o.level ?? 'may', ...(o.args ?? []), destination, ...(o.match ?? [])]
+  const env = { ...process.env, MAIL_CONFIG: o.configDir }
+  const r = o.resolvConf
+    ? spawnSync(
+        'unshare',
+        ['--mount', 'sh', '-c', `mount --bind "$0" /etc/resolv.conf && exec posttls-finger "$@"`, o.resolvConf, ...args],
+        {
+          env,
+          encoding: 'utf8',
+          timeout: 60_000,
+        },
+      )
+    : spawnSync('posttls-finger', args, { env, encoding: 'utf8', timeout: 60_000 })
+  const output = (r.stdout ?? '') + (r.stderr ?? '')
+  const res: FingerResult = { status: r.status, output, starttlsOffered: /< 250[- ]STARTTLS\b/i.test(output) }
+  const t = /\b(Verified|Trusted|Untrusted|Anonymous) TLS connection established/.exec(output)
+  if (t) res.trust = t[1] as NonNullable<FingerResult['trust']>
+  const f = /[ ,]fingerprint=([0-9A-F:]+)/.exec(output)
+  if (f) res.fingerprint = f[1]!
+  const p = /pkey_fingerprint=([0-9A-F:]+)/.exec(output)
+  if (p) res.pkeyFingerprint = p[1]!
+  return res
+}
