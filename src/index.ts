@@ -19,3 +19,4 @@ export type { DaneProfile, TlsaUsabilityOptions, TlsaUsability, UnusableTlsaReco
 
 export { pemToDer, pemToDerAll, derToPem } from './x509/pem.js'
 export type * from './dns/types.js'
+export * from './smtp/index.js'
