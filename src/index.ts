@@ -20,3 +20,5 @@ export type { DaneProfile, TlsaUsabilityOptions, TlsaUsability, UnusableTlsaReco
 export { pemToDer, pemToDerAll, derToPem } from './x509/pem.js'
 export type * from './dns/types.js'
 export * from './smtp/index.js'
+export * from './dane/index.js'
+export * from './pin/index.js'
