@@ -1,0 +1,57 @@
+/** Policy table lookup by next-hop destination (postconf(5) `smtp_tls_policy_maps`). */
+import { SmtpTlsError } from '../errors.js'
+import { isValidHostname, type PolicyTable, type TlsPolicy } from './table.js'
+
+/** Options of {@link lookupPolicy}. @public */
+export interface LookupPolicyOptions {
+  /** The port that is left out of lookup keys (postconf(5): "any non-default destination server port suffix"). Default 25. */
+  defaultPort?: number
+}
+
+/**
+ * The keys tried for a next hop, in order (postconf(5) `smtp_tls_policy_maps`; Postfix
+ * `tls_policy_lookup`): the full next hop (lower case, brackets kept, a default-port suffix
+ * dropped); then, only for a bare domain (no brackets, no port), its parent domains with a
+ * leading dot: `a.example.com` → `a.example.com`, `.example.com`, `.com`.
+ * @public
+ */
+export function policyLookupKeys(nexthop: string, opts: LookupPolicyOptions = {}): string[] {
+  if (typeof nexthop !== 'string' || nexthop.length === 0)
+    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'nexthop must be a non-empty string')
+  const defaultPort = opts.defaultPort ?? 25
+  let key = nexthop.trim().toLowerCase()
+  const m = /^(\[[^\]]*\]|[^:[\]]+):(\d+)$/.exec(key)
+  if (m && Number(m[2]) === defaultPort) key = m[1]!
+  // A trailing dot on a bare domain is the same name.
+  if (!key.startsWith('[') && key.endsWith('.') && key.length > 1) key = key.slice(0, -1)
+  const keys = [key]
+  // Only one lookup for [nexthop], [nexthop]:port, nexthop:port and anything not a host name.
+  if (!isValidHostname(key)) return keys
+  for (let i = key.indexOf('.', 1); i >= 0; i = key.indexOf('.', i + 1)) keys.push(key.slice(i))
+  return keys
+}
+
+/**
+ * Find the policy for a next-hop destination: the exact key first (`example.com`,
+ * `[mx.example.com]:587`), then parent domains as `.example.com` for bare domains only.
+ * Returns `undefined` when nothing matches (the global default level applies). A policy whose
+ * entry was defective (lenient parsing) carries `defect` and must defer delivery.
+ *
+ * @example
+ * ```ts
+ * lookupPolicy(table, 'example.com')          // entry "example.com"
+ * lookupPolicy(table, 'mx1.example.com')      // entry ".example.com" (parent-domain match)
+ * lookupPolicy(table, '[mx.example.com]:587') // only entry "[mx.example.com]:587"
+ * ```
+ * @public
+ */
+export function lookupPolicy(table: PolicyTable, nexthop: string, opts: LookupPolicyOptions = {}): TlsPolicy | undefined {
+  if (table === null || typeof table !== 'object' || !(table.entries instanceof Map)) {
+    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'table must come from parsePolicyTable')
+  }
+  for (const k of policyLookupKeys(nexthop, opts)) {
+    const e = table.entries.get(k)
+    if (e !== undefined) return e.policy
+  }
+  return undefined
+}

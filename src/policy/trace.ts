@@ -1,0 +1,24 @@
+/** Decision traces: the ordered rules that produced an effective policy or a verdict. */
+
+/**
+ * One step of a decision: what was decided and the rule that says so.
+ * @example `{ rule: 'table match .example.com → secure', ref: 'postconf(5) smtp_tls_policy_maps' }`
+ * @public
+ */
+export interface TraceStep {
+  /** What happened, in operator words, e.g. `MX insecure → half-dane`. */
+  rule: string
+  /** The document and section the rule comes from, e.g. `RFC 7672 §2.2.1`. */
+  ref: string
+}
+
+/** One log line for a trace: `rule [ref]; rule [ref]; …`. @public */
+export function formatTrace(trace: readonly TraceStep[]): string {
+  let s = ''
+  for (let i = 0; i < trace.length; i++) {
+    const t = trace[i]!
+    if (i > 0) s += '; '
+    s += `${t.rule} [${t.ref}]`
+  }
+  return s
+}
