@@ -4,7 +4,12 @@
  */
 import { parseArgs } from 'node:util'
 import { SmtpTlsError } from '../errors.js'
+import { readFile } from 'node:fs/promises'
+import { probe, summaryLine, type ConnectOptions, type ProbeReport } from '../node/connect.js'
 import { readCertificateFile } from '../node/files.js'
+import { createResolver } from '../node/resolver/index.js'
+import { isSecurityLevel } from '../policy/levels.js'
+import { parsePolicyTable } from '../policy/table.js'
 import { createTlsaRecord } from '../tlsa/create.js'
 import { formatTlsaRecord, tlsaOwnerName } from '../tlsa/format.js'
 import { MATCHING_NAMES, SELECTOR_NAMES, USAGE_NAMES } from '../tlsa/types.js'
@@ -29,7 +34,8 @@ const defaultIo: CliIo = {
 const MAIN_HELP = `Usage: smtp-tls-policy <command> [options]
 
 Commands:
-  tlsa <cert.pem|cert.der>   print the TLSA record for a certificate
+  probe <domain|[host]|host:port>   probe a destination's SMTP TLS like posttls-finger
+  tlsa <cert.pem|cert.der>          print the TLSA record for a certificate
 
 Run "smtp-tls-policy <command> --help" for a command's options.`
 
@@ -49,6 +55,28 @@ Options:
   -h, --help     show this help
 
 A PEM file may hold a chain (leaf first); a DER file holds one certificate.`
+
+const PROBE_HELP = `Usage: smtp-tls-policy probe <domain | [host] | host:port | [host]:port> [options]
+
+Look up the destination's MX hosts, addresses and TLSA records (DNSSEC-aware), connect, run
+STARTTLS and judge the TLS session under a security level, like Postfix's posttls-finger.
+
+Options:
+  --level L            none, may, encrypt, dane, dane-only, fingerprint, verify, secure (default dane)
+  --resolver IP[:PORT] a validating resolver to ask (repeatable; default: /etc/resolv.conf).
+                       Its AD bit is trusted only on loopback addresses.
+  --port N             SMTP port (default 25)
+  --policy-table FILE  a Postfix smtp_tls_policy_maps table (its entry overrides --level)
+  --match M            fingerprint pins or verify/secure match names (repeatable)
+  --ca-file FILE       trust anchors (PEM) for verify and secure (default: Node's root store)
+  --ehlo NAME          our EHLO name (default: this host's name)
+  --timeout SECONDS    per network step (default 30)
+  --json               print one JSON object instead of text
+  -v, --verbose        print the SMTP transcript (< server, > client)
+  -h, --help           show this help
+
+Exit status: 0 the level is satisfied, 75 delivery would be deferred, 69 permanent failure
+(null MX, no such domain, REQUIRETLS), 64 usage error.`
 
 class UsageError extends Error {}
 
@@ -108,6 +136,94 @@ async function tlsaCommand(args: string[], io: CliIo): Promise<number> {
   return EX_OK
 }
 
+async function probeCommand(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      level: { type: 'string' },
+      resolver: { type: 'string', multiple: true },
+      port: { type: 'string' },
+      'policy-table': { type: 'string' },
+      match: { type: 'string', multiple: true },
+      'ca-file': { type: 'string' },
+      ehlo: { type: 'string' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      verbose: { type: 'boolean', short: 'v', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) {
+    io.out(PROBE_HELP)
+    return EX_OK
+  }
+  if (positionals.length !== 1) throw new UsageError('probe takes exactly one destination')
+  const level = values.level ?? 'dane'
+  if (!isSecurityLevel(level))
+    throw new UsageError(`--level must be one of none, may, encrypt, dane, dane-only, fingerprint, verify, secure`)
+  const opts: ConnectOptions = { level }
+  if (values.port !== undefined) {
+    const port = intOption(values.port, 'port', 25, 65535)
+    if (port === 0) throw new UsageError('--port must be from 1 to 65535')
+    opts.port = port
+  }
+  if (values.timeout !== undefined) opts.timeoutMs = intOption(values.timeout, 'timeout', 30, 3600) * 1000 || 1000
+  if (values.resolver) {
+    try {
+      opts.resolver = createResolver({ servers: values.resolver })
+    } catch (e) {
+      throw new UsageError(`--resolver: ${(e as Error).message}`)
+    }
+  }
+  if (values.ehlo !== undefined) opts.ehloName = values.ehlo
+  if (values['ca-file'] !== undefined) opts.ca = await readText(values['ca-file'], 'CA file')
+  if (values['policy-table'] !== undefined) opts.policyTable = parsePolicyTable(await readText(values['policy-table'], 'policy table'))
+  if (values.match) {
+    if (level === 'fingerprint') opts.policy = { fingerprintMatch: values.match }
+    else if (level === 'verify') opts.policy = { verifyMatch: values.match }
+    else if (level === 'secure') opts.policy = { secureMatch: values.match }
+    else throw new UsageError('--match applies to the fingerprint, verify and secure levels')
+  }
+  const report = await probe(positionals[0]!, opts)
+  if (values.json) io.out(JSON.stringify(report, jsonReplacer, 2))
+  else printReport(report, values.verbose, io)
+  if (report.outcome.status !== 'deferred') return EX_OK
+  return report.outcome.permanent ? EX_UNAVAILABLE : EX_TEMPFAIL
+}
+
+async function readText(path: string, what: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (e) {
+    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e })
+  }
+}
+
+/** TLSA data and certificates are bytes: JSON shows them as hex. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('hex')
+  return value
+}
+
+function printReport(r: ProbeReport, verbose: boolean, io: CliIo): void {
+  for (const a of r.attempts) {
+    const where = `${a.host}[${a.address ?? '?'}]:${a.port}`
+    if (a.address === undefined) {
+      io.out(`smtp-tls-policy: ${where}: ${a.error?.message ?? 'not tried'}`)
+      continue
+    }
+    io.out(`smtp-tls-policy: Connected to ${where}`)
+    if (verbose) for (const line of a.transcript) io.out(`smtp-tls-policy: ${line}`)
+    const v = a.verdict
+    if (v?.matched) io.out(`smtp-tls-policy: ${where}: Matched ${v.matched}`)
+    if (v && v.status !== 'deferred') continue
+    const why = v?.reason ?? a.error?.message
+    if (why) io.out(`smtp-tls-policy: ${where}: ${v?.enhancedStatus ?? a.error?.enhancedStatus ?? ''} ${why}`.replace(':  ', ': '))
+  }
+  io.out(`smtp-tls-policy: ${summaryLine(r.outcome, r.outcome.status === 'deferred' ? r.trace : [])}`)
+}
+
 /** Run the CLI with `argv` (without `node` and the script) and return the exit status. */
 export async function main(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
   const [command, ...rest] = argv
@@ -115,6 +231,8 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     switch (command) {
       case 'tlsa':
         return await tlsaCommand(rest, io)
+      case 'probe':
+        return await probeCommand(rest, io)
       case undefined:
       case '-h':
       case '--help':

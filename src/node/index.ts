@@ -19,6 +19,8 @@ export type {
   ResolverStats,
 } from './resolver/index.js'
 export { discoverDestination } from './discovery.js'
+export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
+export type { ConnectAttempt, ConnectOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
 export type { DiscoverOptions } from './discovery.js'
 export type {
   CnameLink,

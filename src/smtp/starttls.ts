@@ -62,6 +62,11 @@ export interface StartTlsClientOptions {
   maxLineLength?: number
   /** Most lines in one reply. Default 500. */
   maxLines?: number
+  /**
+   * Never send STARTTLS, as if the server had not offered it: Postfix level `none`, and the plaintext
+   * retry on a new connection after a failed handshake at `may` (Postfix TLS_README). Needs `requireTls: false`.
+   */
+  skipStartTls?: boolean
 }
 
 /**
@@ -353,6 +358,8 @@ function replyText(reply: SmtpReply): string {
 export class StartTlsClient {
   readonly ehloName: string
   readonly requireTls: boolean
+  /** See {@link StartTlsClientOptions.skipStartTls}. */
+  readonly skipStartTls: boolean
   readonly servername: string
   #name: StartTlsStateName = 'awaitGreeting'
   #parser: ReplyParser
@@ -378,6 +385,13 @@ export class StartTlsClient {
     }
     this.requireTls = opts.requireTls
     this.servername = opts.servername
+    if (opts.skipStartTls !== undefined && typeof opts.skipStartTls !== 'boolean') {
+      throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'skipStartTls must be a boolean', { temporary: false })
+    }
+    if (opts.skipStartTls === true && opts.requireTls) {
+      throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'skipStartTls cannot be combined with requireTls', { temporary: false })
+    }
+    this.skipStartTls = opts.skipStartTls === true
     const limits: { maxLineLength?: number; maxLines?: number } = {}
     // RFC 5321 §4.5.3.1.5: a reply line may be 512 octets with its CRLF; a lower limit would refuse valid servers.
     if (opts.maxLineLength !== undefined) limits.maxLineLength = checkLimit('maxLineLength', opts.maxLineLength, 510, 1 << 24)
@@ -510,9 +524,9 @@ export class StartTlsClient {
   #guard(g: StartTlsGuard, reply: SmtpReply | undefined): boolean {
     switch (g) {
       case 'STARTTLS offered':
-        return this.#caps?.known.STARTTLS === true
+        return this.#caps?.known.STARTTLS === true && !this.skipStartTls
       case 'STARTTLS not offered':
-        return this.#caps?.known.STARTTLS !== true
+        return this.#caps?.known.STARTTLS !== true || this.skipStartTls
       case 'requireTls':
         return this.requireTls
       case 'not requireTls':

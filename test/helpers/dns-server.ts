@@ -221,3 +221,43 @@ export function soa(zone: string, minimum = 60, ttl = 300): Rr {
     data: { mname: `ns.${zone}`, rname: `hostmaster.${zone}`, serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum },
   }
 }
+
+export type ZoneRecord = [name: string, type: 'A' | 'AAAA' | 'MX' | 'TLSA' | 'CNAME', data: unknown]
+export interface ZoneSpec {
+  records: ZoneRecord[]
+  /** names whose data is unsigned (AD clear when the answer touches them) */
+  insecure?: string[]
+  /** "name TYPE" keys answered with SERVFAIL (bogus) */
+  bogus?: string[]
+}
+
+/**
+ * A recursive, validating resolver over a record list, answering like Unbound would: CNAME chains
+ * expanded, AD only when every name on the way is signed, NXDOMAIN/NODATA with a SOA, SERVFAIL for
+ * names marked bogus.
+ */
+export function validatingZone(spec: ZoneSpec): DnsHandler {
+  const insecure = new Set(spec.insecure ?? [])
+  const bogus = new Set(spec.bogus ?? [])
+  const names = new Set(spec.records.map((r) => r[0]))
+  return (q): DnsReply => {
+    const answers: Rr[] = []
+    let name = q.name.toLowerCase()
+    let ad = !insecure.has(name)
+    for (let hops = 0; hops < 10; hops++) {
+      if (bogus.has(`${name} ${q.type}`)) return { rcode: 'SERVFAIL', ede: [{ code: 6, text: 'DNSSEC Bogus' }] }
+      const cname = q.type === 'CNAME' ? undefined : spec.records.find((r) => r[0] === name && r[1] === 'CNAME')
+      if (cname) {
+        answers.push({ name, type: 'CNAME', data: cname[2] })
+        name = cname[2] as string
+        ad &&= !insecure.has(name)
+        continue
+      }
+      const data = spec.records.filter((r) => r[0] === name && r[1] === q.type)
+      for (const r of data) answers.push({ name, type: r[1], data: r[2] })
+      if (data.length > 0) return { ad, answers }
+      return { ad, answers, rcode: names.has(name) ? 'NOERROR' : 'NXDOMAIN', authorities: [soa('test')] }
+    }
+    return { rcode: 'SERVFAIL' }
+  }
+}

@@ -4,46 +4,19 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { createResolver, discoverDestination, SmtpTlsError } from '../../src/node/index.js'
-import { type DnsHandler, type DnsReply, type Rr, soa, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js'
+import {
+  startDnsServer,
+  type TestDnsServer,
+  validatingZone,
+  type ZoneRecord,
+  type ZoneSpec as ValidatingZoneSpec,
+} from '../helpers/dns-server.js'
 
-type Rec = [name: string, type: 'A' | 'AAAA' | 'MX' | 'TLSA' | 'CNAME', data: unknown]
-interface ZoneSpec {
-  records: Rec[]
-  /** names whose data is unsigned (AD clear when the answer touches them) */
-  insecure?: string[]
-  /** "name TYPE" keys answered with SERVFAIL (bogus) */
-  bogus?: string[]
-}
-
+type Rec = ZoneRecord
+type ZoneSpec = ValidatingZoneSpec
+const zone = validatingZone
 const mx = (pref: number, exchange: string) => ({ preference: pref, exchange })
 const tlsa = (b: number) => ({ usage: 3, selector: 1, matchingType: 1, certificate: Buffer.alloc(32, b) })
-
-/** A recursive, validating resolver over a record list. */
-function zone(spec: ZoneSpec): DnsHandler {
-  const insecure = new Set(spec.insecure ?? [])
-  const bogus = new Set(spec.bogus ?? [])
-  const names = new Set(spec.records.map((r) => r[0]))
-  return (q): DnsReply => {
-    const answers: Rr[] = []
-    let name = q.name.toLowerCase()
-    let ad = !insecure.has(name)
-    for (let hops = 0; hops < 10; hops++) {
-      if (bogus.has(`${name} ${q.type}`)) return { rcode: 'SERVFAIL', ede: [{ code: 6, text: 'DNSSEC Bogus' }] }
-      const cname = q.type === 'CNAME' ? undefined : spec.records.find((r) => r[0] === name && r[1] === 'CNAME')
-      if (cname) {
-        answers.push({ name, type: 'CNAME', data: cname[2] })
-        name = cname[2] as string
-        ad &&= !insecure.has(name)
-        continue
-      }
-      const data = spec.records.filter((r) => r[0] === name && r[1] === q.type)
-      for (const r of data) answers.push({ name, type: r[1], data: r[2] })
-      if (data.length > 0) return { ad, answers }
-      return { ad, answers, rcode: names.has(name) ? 'NOERROR' : 'NXDOMAIN', authorities: [soa('test')] }
-    }
-    return { rcode: 'SERVFAIL' }
-  }
-}
 
 async function discover(spec: ZoneSpec, destination: string, opts: Parameters<typeof discoverDestination>[1] = {}) {
   const s = await startDnsServer(zone(spec))

@@ -1,0 +1,683 @@
+/**
+ * The connection driver: discovery → effective policy per MX host → TCP → STARTTLS → TLS → verdict
+ * (DESIGN.md §1 data flow). It only moves bytes and gathers facts; every decision is the pure core's
+ * (`resolvePolicy`, `StartTlsClient`, `decide`).
+ */
+import diagnostics_channel from 'node:diagnostics_channel'
+import { connect as netConnect, isIP, type Socket } from 'node:net'
+import { hostname } from 'node:os'
+import { connect as tlsConnect, rootCertificates, type ConnectionOptions, type SecureVersion, type TLSSocket } from 'node:tls'
+import type { DestinationFacts, MxHostFacts } from '../dns/types.js'
+import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
+import { decide, type ConnectionFacts, type TlsOutcome, type Verdict } from '../policy/decide.js'
+import { mustEncrypt, type EffectiveLevel, type SecurityLevel } from '../policy/levels.js'
+import { lookupPolicy } from '../policy/lookup.js'
+import { resolvePolicy, type EffectivePolicy, type MessageTlsOptions, type PolicyOptions } from '../policy/resolve.js'
+import type { PolicyTable } from '../policy/table.js'
+import { formatTrace, type TraceStep } from '../policy/trace.js'
+import type { EhloCapabilities } from '../smtp/ehlo.js'
+import { StartTlsClient, type StartTlsAction } from '../smtp/starttls.js'
+import { discoverDestination } from './discovery.js'
+import { createResolver, type Resolver } from './resolver/index.js'
+
+/** `node:diagnostics_channel` names this driver publishes on (undici style, instead of a logger). @public */
+export const channels = {
+  /** `{ host, address, port }` before each TCP connection. */
+  connect: diagnostics_channel.channel('smtp-tls-policy:connect'),
+  /** `{ host, address, port, servername }` when the server accepted STARTTLS. */
+  starttls: diagnostics_channel.channel('smtp-tls-policy:starttls'),
+  /** `{ host, address, port, protocol, cipher, authorized }` after the TLS handshake. */
+  handshake: diagnostics_channel.channel('smtp-tls-policy:handshake'),
+  /** `{ host, address, port, verdict }` for each verdict. */
+  verdict: diagnostics_channel.channel('smtp-tls-policy:verdict'),
+} as const
+
+/** Options of {@link connect} and {@link probe}. @public */
+export interface ConnectOptions {
+  /** The security level when no table entry applies (Postfix `smtp_tls_security_level`). Default `may`. */
+  level?: SecurityLevel
+  /** Per-destination policies (Postfix `smtp_tls_policy_maps`), from `parsePolicyTable`. */
+  policyTable?: PolicyTable
+  /** Postfix main.cf-style settings (insecure-MX policy, match strategies, digests…). `level` overrides `defaultLevel`. */
+  policy?: PolicyOptions
+  /** Per-message options (RFC 8689 REQUIRETLS, `TLS-Required: No`). */
+  message?: MessageTlsOptions
+  /** Default: `createResolver()` (the nameservers of /etc/resolv.conf; AD trusted from loopback only). */
+  resolver?: Resolver
+  /** Default 25. A `host:port` or `[host]:port` destination sets it too. */
+  port?: number
+  /** Our name in EHLO. Default: `os.hostname()`. */
+  ehloName?: string
+  signal?: AbortSignal
+  /** Timeout of each network step (TCP connect, each reply, the handshake), ms. Default 30000 (posttls-finger's). */
+  timeoutMs?: number
+  /** Trust anchors (PEM) for PKIX validation (`verify`, `secure`, and `trusted` reporting). Default: Node's root store. */
+  ca?: string | readonly string[]
+  /** Address families. Default both. */
+  families?: readonly (4 | 6)[]
+  /** Time for certificate validity checks. Default: the current time at each verdict. */
+  now?: () => Date
+}
+
+/** One try at one address (or a host that could not be tried). @public */
+export interface ConnectAttempt {
+  host: string
+  address?: string
+  port: number
+  /** The verdict, when the session got far enough for one. */
+  verdict?: Verdict
+  /** Why the attempt failed, when it did. */
+  error?: SmtpTlsError
+  /** SMTP transcript in posttls-finger's style (`< 220 …`, `> EHLO …`). */
+  transcript: string[]
+}
+
+/** An established, policy-compliant SMTP session, positioned after the (post-TLS) EHLO. @public */
+export interface SmtpConnection {
+  /** The socket to send MAIL FROM on: a `TLSSocket` when TLS is up, else the TCP socket. */
+  socket: Socket | TLSSocket
+  /** The MX host (as published) and the address and port used. */
+  mx: string
+  address: string
+  port: number
+  outcome: Verdict
+  /** The EHLO capabilities that apply (post-TLS when secure). */
+  capabilities: EhloCapabilities
+  trace: TraceStep[]
+  attempts: ConnectAttempt[]
+  /** The DNS facts the decision was based on. */
+  facts: DestinationFacts
+}
+
+/**
+ * Delivery to a destination failed: every attempt's outcome, and the error of the last one.
+ * `temporary` is false only for a null MX (RFC 7505), a domain that does not exist, and REQUIRETLS's 5.7.30.
+ * @public
+ */
+export class SmtpTlsConnectError extends SmtpTlsError {
+  readonly attempts: ConnectAttempt[]
+  readonly facts?: DestinationFacts
+  constructor(last: SmtpTlsError, attempts: ConnectAttempt[], facts?: DestinationFacts) {
+    super(last.code, last.message, {
+      temporary: last.temporary,
+      ...(last.enhancedStatus !== undefined ? { enhancedStatus: last.enhancedStatus } : {}),
+      ...(last.tlsrpt !== undefined ? { tlsrpt: last.tlsrpt } : {}),
+      cause: last,
+    })
+    this.name = 'SmtpTlsConnectError'
+    this.attempts = attempts
+    if (facts !== undefined) this.facts = facts
+  }
+}
+
+interface Settings {
+  nexthop: string
+  destination: string
+  port: number
+  ehloName: string
+  timeoutMs: number
+  ca: string[]
+  resolver: Resolver
+  policy: PolicyOptions
+  message: MessageTlsOptions
+  table: PolicyTable | undefined
+  families: readonly (4 | 6)[]
+  signal: AbortSignal | undefined
+  now: () => Date
+  /** probe: stop after the verdict with QUIT */
+  probe: boolean
+}
+
+const LEVELS: readonly SecurityLevel[] = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure']
+
+function invalid(message: string): never {
+  throw new SmtpTlsError('ERR_INVALID_ARGUMENT', message, { temporary: false })
+}
+
+/**
+ * Split a Postfix-style next hop into the destination for discovery and the port:
+ * `example.com`, `example.com:587`, `[mx.example.com]`, `[mx.example.com]:587`, `[192.0.2.1]`, `[ipv6:2001:db8::1]:25`.
+ */
+export function parseNexthop(nexthop: string, defaultPort: number): { destination: string; port: number } {
+  if (typeof nexthop !== 'string' || nexthop.length === 0 || nexthop.length > 300)
+    invalid('destination must be a domain, [host] or host:port')
+  let destination = nexthop.trim()
+  let port = defaultPort
+  const m = /^(\[[^\]]+\]|[^:[\]]+):([0-9]{1,5})$/.exec(destination)
+  if (m) {
+    destination = m[1]!
+    port = Number(m[2])
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) invalid(`invalid port in destination ${JSON.stringify(nexthop)}`)
+  if (/\s/.test(destination) || destination === '[]') invalid(`invalid destination ${JSON.stringify(nexthop)}`)
+  return { destination, port }
+}
+
+function settings(destination: string, o: ConnectOptions, probe: boolean): Settings {
+  if (o === null || typeof o !== 'object') invalid('options must be an object')
+  if (o.level !== undefined && !LEVELS.includes(o.level)) invalid(`level must be one of ${LEVELS.join(', ')}`)
+  const timeoutMs = o.timeoutMs ?? 30_000
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) invalid('timeoutMs must be an integer from 1 to 3600000')
+  const p = parseNexthop(destination, o.port ?? 25)
+  const policy: PolicyOptions = { ...o.policy }
+  if (o.level !== undefined) policy.defaultLevel = o.level
+  return {
+    nexthop: destination.trim(),
+    destination: p.destination,
+    port: p.port,
+    ehloName: o.ehloName ?? hostname(),
+    timeoutMs,
+    ca: o.ca === undefined ? [...rootCertificates] : typeof o.ca === 'string' ? [o.ca] : [...o.ca],
+    resolver: o.resolver ?? createResolver(),
+    policy,
+    message: { ...o.message },
+    table: o.policyTable,
+    families: o.families ?? [4, 6],
+    signal: o.signal,
+    now: o.now ?? (() => new Date()),
+    probe,
+  }
+}
+
+/** The TLS protocol floor: the policy's `protocols=` minimum, and TLS 1.2 at authenticating levels (mox, RFC 7672 §8.1 era). */
+function tlsOptions(eff: EffectivePolicy, s: Settings, servername: string, socket: Socket): ConnectionOptions {
+  const order: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']
+  const authenticating = eff.level !== 'may' && eff.level !== 'encrypt' && eff.level !== 'none'
+  let min = order.indexOf((eff.protocols.min as SecureVersion | undefined) ?? 'TLSv1')
+  if (min < 0) min = 0
+  if (authenticating && min < 2) min = 2
+  const excluded = new Set<string>(eff.protocols.exclude)
+  let max = 3
+  while (max > min && excluded.has(order[max]!)) max--
+  const daneLevel = eff.level === 'dane' || eff.level === 'dane-only' || eff.level === 'half-dane' || eff.level === 'fingerprint'
+  const opts: ConnectionOptions = {
+    socket,
+    rejectUnauthorized: false,
+    // Names are the policy engine's job (RFC 7672 §3.2.3, Postfix match strategies): Node must not check them.
+    checkServerIdentity: () => undefined,
+    minVersion: order[min]!,
+    maxVersion: order[max]!,
+    // At DANE and fingerprint levels no CA is trusted: the chain Node reports is then the one the server sent.
+    ca: daneLevel ? [] : s.ca,
+  }
+  // RFC 6066 SNI needs a host name, not an address literal.
+  if (servername.length > 0 && isIP(servername) === 0) opts.servername = servername
+  return opts
+}
+
+/** The peer chain, DER, leaf first, as OpenSSL built it from what the server sent. */
+function peerChain(tls: TLSSocket): Uint8Array[] {
+  const chain: Uint8Array[] = []
+  let c = tls.getPeerCertificate(true)
+  const seen = new Set<string>()
+  while (c && c.raw && chain.length < 16) {
+    const key = c.fingerprint256
+    if (seen.has(key)) break
+    seen.add(key)
+    chain.push(new Uint8Array(c.raw))
+    if (!c.issuerCertificate || c.issuerCertificate === c) break
+    c = c.issuerCertificate
+  }
+  return chain
+}
+
+type SessionEnd =
+  | { kind: 'ready'; action: Extract<StartTlsAction, { type: 'ready' }>; socket: Socket | TLSSocket; facts: ConnectionFacts }
+  | { kind: 'refused'; verdict: Verdict }
+  | { kind: 'closed'; error: SmtpTlsError; facts?: ConnectionFacts }
+
+/** One SMTP session on one address: the machine decides, this moves bytes and gathers facts. */
+function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTls: boolean, transcript: string[]): Promise<SessionEnd> {
+  return new Promise<SessionEnd>((resolve) => {
+    const host = eff.host
+    const servername = eff.servername ?? host
+    const requireTls = mustEncrypt(eff.level) && !skipStartTls
+    const machine = new StartTlsClient({
+      ehloName: s.ehloName,
+      requireTls,
+      servername,
+      skipStartTls: skipStartTls || eff.level === 'none',
+    })
+    let settled = false
+    let tls: TLSSocket | undefined
+    let io: Socket | TLSSocket
+    let timer: NodeJS.Timeout | undefined
+    let tlsFacts: ConnectionFacts | undefined
+    const raw = netConnect({ host: address, port: eff.port, family: isIP(address) })
+    io = raw
+    channels.connect.publish({ host, address, port: eff.port })
+
+    const finish = (end: SessionEnd, keepOpen: boolean) => {
+      if (settled) return
+      settled = true
+      if (timer) clearTimeout(timer)
+      s.signal?.removeEventListener('abort', onAbort)
+      transcript.splice(0, transcript.length, ...machine.transcript)
+      raw.removeListener('data', onRawData)
+      raw.removeListener('end', onEnd)
+      raw.removeListener('error', onError)
+      raw.removeListener('close', onEnd)
+      if (tls) {
+        tls.removeListener('data', onTlsData)
+        tls.removeListener('end', onEnd)
+        tls.removeListener('error', onError)
+        tls.removeListener('close', onEnd)
+      }
+      if (!keepOpen) {
+        const sock = tls ?? raw
+        sock.end()
+        setTimeout(() => {
+          sock.destroy()
+          raw.destroy()
+        }, 1000).unref()
+      } else {
+        // the caller owns the socket now; keep errors from crashing the process until it attaches its own
+        io.on('error', () => undefined)
+      }
+      resolve(end)
+    }
+    const arm = () => {
+      if (timer) clearTimeout(timer)
+      timer = setTimeout(() => feed({ type: 'timeout' }), s.timeoutMs)
+    }
+    const run = (actions: StartTlsAction[]) => {
+      for (const a of actions) {
+        if (settled) return
+        switch (a.type) {
+          case 'send':
+            io.write(a.bytes)
+            arm()
+            break
+          case 'upgrade':
+            upgrade(a.servername)
+            break
+          case 'ready':
+            finish({ kind: 'ready', action: a, socket: io, facts: tlsFacts ?? plaintextFacts(a) }, true)
+            break
+          case 'close':
+            finish(closedEnd(a), false)
+            break
+        }
+      }
+    }
+    const feed = (input: Parameters<StartTlsClient['handle']>[0]) => {
+      if (!settled) run(machine.handle(input))
+    }
+    const plaintextFacts = (a: Extract<StartTlsAction, { type: 'ready' }>): ConnectionFacts => {
+      if (a.lastReply !== a.ehloReply) return { starttls: 'refused', starttlsReply: `${a.lastReply.code} ${a.lastReply.lines.join(' ')}` }
+      return { starttls: 'not-offered' }
+    }
+    const closedEnd = (a: Extract<StartTlsAction, { type: 'close' }>): SessionEnd => {
+      const error = a.error ?? new SmtpTlsError('ERR_SMTP_PROTOCOL', `session with ${host}[${address}] closed`)
+      // The failures the policy engine judges (RFC 3207 §4, Postfix TLS_README): turn them into verdicts.
+      if (error.code === 'ERR_STARTTLS_NOT_OFFERED') return { kind: 'closed', error, facts: { starttls: 'not-offered' } }
+      if (error.code === 'ERR_STARTTLS_REFUSED') {
+        const r = a.reply
+        return { kind: 'closed', error, facts: { starttls: 'refused', ...(r ? { starttlsReply: `${r.code} ${r.lines.join(' ')}` } : {}) } }
+      }
+      if (error.code === 'ERR_TLS_HANDSHAKE') {
+        return { kind: 'closed', error, facts: { starttls: 'offered', handshake: 'failed', handshakeError: error.message } }
+      }
+      return { kind: 'closed', error }
+    }
+    const upgrade = (sni: string) => {
+      channels.starttls.publish({ host, address, port: eff.port, servername: sni })
+      // RFC 3207 §4.2: nothing read in plaintext after the 220 may be used; the machine has checked
+      // what was already read, and from here on raw bytes belong to the TLS layer only.
+      raw.removeListener('data', onRawData)
+      raw.removeListener('end', onEnd)
+      raw.removeListener('close', onEnd)
+      let t: TLSSocket
+      try {
+        t = tlsConnect(tlsOptions(eff, s, sni, raw))
+      } catch (e) {
+        feed({ type: 'tlsFailed', cause: e })
+        return
+      }
+      tls = t
+      arm()
+      t.on('error', onError)
+      t.once('secureConnect', () => {
+        if (settled) return
+        const chain = peerChain(t)
+        const cipher = t.getCipher()
+        const protocol = t.getProtocol() ?? undefined
+        tlsFacts = {
+          starttls: 'offered',
+          handshake: 'ok',
+          chain,
+          pkix: t.authorized ? { trusted: true } : { trusted: false, error: String(t.authorizationError ?? 'not trusted') },
+          ...(protocol ? { protocol } : {}),
+          ...(cipher ? { cipher: cipher.standardName ?? cipher.name } : {}),
+        }
+        channels.handshake.publish({ host, address, port: eff.port, protocol, cipher: cipher?.name, authorized: t.authorized })
+        // RFC 3207 §4.1: judge the peer right after the handshake; QUIT at once when it falls short.
+        const first = decide(eff, { ...tlsFacts, requireTlsAdvertised: true }, { now: s.now() })
+        if (!first.deliver) {
+          t.write('QUIT\r\n')
+          finish({ kind: 'refused', verdict: first }, false)
+          transcript.push('> QUIT')
+          return
+        }
+        io = t
+        t.on('data', onTlsData)
+        t.on('end', onEnd)
+        t.on('close', onEnd)
+        feed({ type: 'tlsEstablished' })
+      })
+    }
+    function onRawData(b: Buffer) {
+      feed({ type: 'data', bytes: b })
+    }
+    function onTlsData(b: Buffer) {
+      feed({ type: 'data', bytes: b })
+    }
+    function onEnd() {
+      feed({ type: 'eof' })
+    }
+    function onError(e: Error) {
+      if (settled) return
+      if (tls && !tlsFacts) {
+        feed({ type: 'tlsFailed', cause: e })
+        return
+      }
+      if (!machine.transcript.length) {
+        finish(
+          {
+            kind: 'closed',
+            error: new SmtpTlsError('ERR_CONNECT', `connect to ${host}[${address}]:${eff.port}: ${e.message}`, {
+              enhancedStatus: '4.4.1',
+              cause: e,
+            }),
+          },
+          false,
+        )
+        return
+      }
+      feed({ type: 'eof' })
+    }
+    function onAbort() {
+      finish({ kind: 'closed', error: new SmtpTlsError('ERR_ABORTED', 'aborted', { cause: s.signal?.reason }) }, false)
+    }
+    raw.on('data', onRawData)
+    raw.on('end', onEnd)
+    raw.on('close', onEnd)
+    raw.on('error', onError)
+    if (s.signal?.aborted) {
+      onAbort()
+      return
+    }
+    s.signal?.addEventListener('abort', onAbort, { once: true })
+    // the connect timeout, then one per reply
+    arm()
+  })
+}
+
+function outcomeOf(end: SessionEnd, eff: EffectivePolicy, s: Settings): { verdict?: Verdict; error?: SmtpTlsError } {
+  if (end.kind === 'refused') return { verdict: end.verdict, ...(end.verdict.error ? { error: end.verdict.error } : {}) }
+  if (end.kind === 'ready') {
+    const facts: ConnectionFacts = { ...end.facts, requireTlsAdvertised: end.action.secure && end.action.capabilities.known.REQUIRETLS }
+    const v = decide(eff, facts, { now: s.now() })
+    return { verdict: v, ...(v.error ? { error: v.error } : {}) }
+  }
+  if (end.facts) {
+    const v = decide(eff, end.facts, { now: s.now() })
+    return { verdict: v, ...(v.error ? { error: v.error } : { error: end.error }) }
+  }
+  return { error: end.error }
+}
+
+interface Success {
+  connection: Omit<SmtpConnection, 'attempts' | 'facts'>
+}
+
+async function tryHost(host: MxHostFacts, eff: EffectivePolicy, s: Settings, attempts: ConnectAttempt[]): Promise<Success | undefined> {
+  for (const a of host.addresses) {
+    if (!s.families.includes(a.family)) continue
+    let skipStartTls = false
+    for (;;) {
+      if (s.signal?.aborted) throw new SmtpTlsError('ERR_ABORTED', 'aborted', { cause: s.signal.reason })
+      const transcript: string[] = []
+      const end = await session(eff, a.address, s, skipStartTls, transcript)
+      const { verdict, error } = outcomeOf(end, eff, s)
+      if (verdict) channels.verdict.publish({ host: eff.host, address: a.address, port: eff.port, verdict })
+      const attempt: ConnectAttempt = { host: host.host, address: a.address, port: eff.port, transcript }
+      if (verdict) attempt.verdict = verdict
+      if (error && !(verdict && verdict.deliver)) attempt.error = error
+      attempts.push(attempt)
+      if (end.kind === 'ready' && verdict && verdict.deliver) {
+        return {
+          connection: {
+            socket: end.socket,
+            mx: host.host,
+            address: a.address,
+            port: eff.port,
+            outcome: verdict,
+            capabilities: end.action.capabilities,
+            trace: verdict.trace,
+          },
+        }
+      }
+      if (end.kind === 'ready') end.socket.destroy()
+      // Postfix TLS_README: only `may` retries in plaintext, on a new connection, after a failed handshake.
+      if (verdict?.plaintextRetry && !skipStartTls) {
+        skipStartTls = true
+        continue
+      }
+      break
+    }
+  }
+  return undefined
+}
+
+function destinationError(facts: DestinationFacts): SmtpTlsError | undefined {
+  if (facts.status === 'null-mx') {
+    // RFC 7505 §4.3: a null MX is a permanent failure, 5.1.10.
+    return new SmtpTlsError('ERR_DNS_NULL_MX', `${facts.domain} does not accept mail (null MX, RFC 7505)`, {
+      temporary: false,
+      enhancedStatus: '5.1.10',
+    })
+  }
+  if (facts.status === 'no-such-domain') {
+    return new SmtpTlsError('ERR_DNS_NXDOMAIN', `Host or domain name not found: ${facts.domain}`, {
+      temporary: false,
+      enhancedStatus: '5.1.2',
+    })
+  }
+  if (facts.status === 'deferred' && facts.mx.length === 0) {
+    // RFC 7672 §2.1.2: a lookup failure that prevents choosing servers delays delivery.
+    const e = facts.error
+    return new SmtpTlsError(
+      e?.code ?? 'ERR_DNS_SERVFAIL',
+      `cannot choose servers for ${facts.domain}: ${e?.message ?? 'DNS lookup failed'}`,
+      {
+        enhancedStatus: '4.4.3',
+        tlsrpt: 'dnssec-invalid' satisfies TlsRptResultType,
+      },
+    )
+  }
+  return undefined
+}
+
+async function run(destination: string, o: ConnectOptions, probe: boolean): Promise<SmtpConnection> {
+  const s = settings(destination, o, probe)
+  const facts = await discoverDestination(s.destination, {
+    resolver: s.resolver,
+    port: s.port,
+    families: s.families,
+    ...(s.signal ? { signal: s.signal } : {}),
+  })
+  const attempts: ConnectAttempt[] = []
+  const derr = destinationError(facts)
+  if (derr) throw new SmtpTlsConnectError(derr, attempts, facts)
+  const entry = s.table ? lookupPolicy(s.table, s.nexthop, { defaultPort: 25 }) : undefined
+  let last: SmtpTlsError | undefined
+  for (const host of facts.mx) {
+    const eff = resolvePolicy({ policy: entry, destination: facts, host, options: s.policy, message: s.message })
+    if (!host.usable || eff.error) {
+      const error =
+        eff.error ??
+        new SmtpTlsError(host.error?.code ?? 'ERR_DNS_NO_ADDRESS', host.unusableReason ?? `no usable address for ${host.host}`, {
+          enhancedStatus: host.error?.enhancedStatus ?? '4.4.3',
+        })
+      attempts.push({ host: host.host, port: s.port, error, transcript: [] })
+      last = error
+      continue
+    }
+    const ok = await tryHost(host, eff, s, attempts)
+    if (ok) return { ...ok.connection, attempts, facts }
+    const lastAttempt = attempts[attempts.length - 1]
+    last = lastAttempt?.error ?? lastAttempt?.verdict?.error ?? last
+  }
+  throw new SmtpTlsConnectError(
+    last ?? new SmtpTlsError('ERR_DNS_NO_ADDRESS', `no usable server for ${facts.domain}`, { enhancedStatus: '4.4.3' }),
+    attempts,
+    facts,
+  )
+}
+
+/**
+ * Connect to a mail destination under its TLS policy and return an SMTP session ready for
+ * `MAIL FROM`, or reject with an {@link SmtpTlsConnectError} that lists every attempt.
+ *
+ * Destination: `example.com` (MX lookup), `example.com:587`, `[mx.example.com]`, `[192.0.2.1]:25`.
+ * Each MX host is tried in preference order, each of its addresses in turn; a host that fails the
+ * policy is never used (RFC 7672 §2.2, Postfix TLS_README), and the message stays queued.
+ *
+ * @example
+ * ```ts
+ * const conn = await connect('example.com', { level: 'dane', resolver: createResolver({ servers: ['127.0.0.1'] }) })
+ * console.log(conn.outcome.status, formatTrace(conn.trace)) // 'verified', 'TLSA 3 1 1 … matched at depth 0'
+ * conn.socket.write('MAIL FROM:<a@example.org>\r\n')
+ * ```
+ * @public
+ */
+export async function connect(destination: string, options: ConnectOptions = {}): Promise<SmtpConnection> {
+  return run(destination, options, false)
+}
+
+/** The outcome line of a {@link ProbeReport}, in the words of DESIGN.md §2. @public */
+export interface ProbeOutcome {
+  status: TlsOutcome
+  host?: string
+  address?: string
+  port: number
+  protocol?: string
+  cipher?: string
+  match?: string
+  code?: string
+  enhancedStatus?: string
+  tlsrptResult?: TlsRptResultType
+  reason?: string
+  /** The failure is permanent (null MX, no such domain, REQUIRETLS 5.7.30). */
+  permanent?: boolean
+}
+
+/** What {@link probe} found, JSON-ready (`--json` in the CLI). @public */
+export interface ProbeReport {
+  destination: string
+  level: SecurityLevel
+  effectiveLevel?: EffectiveLevel
+  attempts: ConnectAttempt[]
+  outcome: ProbeOutcome
+  trace: TraceStep[]
+  facts?: DestinationFacts
+}
+
+/**
+ * Probe a destination like Postfix's posttls-finger: the same path as {@link connect}, recording the
+ * transcript and the verdict, then `QUIT`. Never rejects for a policy failure: that is the report.
+ *
+ * @example
+ * ```ts
+ * const r = await probe('example.com', { level: 'dane' })
+ * console.log(r.outcome.status, r.outcome.enhancedStatus ?? '')
+ * ```
+ * @public
+ */
+export async function probe(destination: string, options: ConnectOptions = {}): Promise<ProbeReport> {
+  const level = options.level ?? options.policy?.defaultLevel ?? 'may'
+  try {
+    const c = await run(destination, options, true)
+    await quit(c.socket, options.timeoutMs ?? 30_000)
+    const last = c.attempts[c.attempts.length - 1]
+    if (last) last.transcript.push('> QUIT')
+    const v = c.outcome
+    return {
+      destination,
+      level,
+      effectiveLevel: v.level,
+      attempts: c.attempts,
+      outcome: {
+        status: v.status,
+        host: c.mx,
+        address: c.address,
+        port: c.port,
+        ...(v.protocol ? { protocol: v.protocol } : {}),
+        ...(v.cipher ? { cipher: v.cipher } : {}),
+        ...(v.matched ? { match: v.matched } : {}),
+      },
+      trace: v.trace,
+      facts: c.facts,
+    }
+  } catch (e) {
+    if (!(e instanceof SmtpTlsError)) throw e
+    if (e.code === 'ERR_INVALID_ARGUMENT') throw e
+    const attempts = e instanceof SmtpTlsConnectError ? e.attempts : []
+    const last = attempts[attempts.length - 1]
+    const v = last?.verdict
+    const outcome: ProbeOutcome = {
+      status: 'deferred',
+      port: last?.port ?? options.port ?? 25,
+      code: e.code,
+      reason: v?.reason ?? e.message,
+      ...(last ? { host: last.host } : {}),
+      ...(last?.address ? { address: last.address } : {}),
+      ...(e.enhancedStatus ? { enhancedStatus: e.enhancedStatus } : {}),
+      ...(e.tlsrpt ? { tlsrptResult: e.tlsrpt } : {}),
+      ...(v?.protocol ? { protocol: v.protocol } : {}),
+      ...(v?.cipher ? { cipher: v.cipher } : {}),
+      ...(!e.temporary ? { permanent: true } : {}),
+    }
+    const report: ProbeReport = { destination, level, attempts, outcome, trace: v?.trace ?? [] }
+    if (v) report.effectiveLevel = v.level
+    if (e instanceof SmtpTlsConnectError && e.facts) report.facts = e.facts
+    return report
+  }
+}
+
+/** Send QUIT and wait (bounded) for the server to answer or close (RFC 5321 §4.1.1.10). */
+function quit(socket: Socket | TLSSocket, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(t)
+      socket.destroy()
+      resolve()
+    }
+    const t = setTimeout(done, Math.min(timeoutMs, 5000))
+    socket.once('data', done)
+    socket.once('close', done)
+    socket.once('error', done)
+    socket.write('QUIT\r\n')
+  })
+}
+
+/** One log line for a verdict, in Postfix's words (tls_misc.c tls_log_summary). @public */
+export function summaryLine(outcome: ProbeOutcome, trace: readonly TraceStep[] = []): string {
+  const where = `${outcome.host ?? '?'}[${outcome.address ?? '?'}]:${outcome.port}`
+  const tls = outcome.protocol ? `: ${outcome.protocol}${outcome.cipher ? ` with cipher ${outcome.cipher}` : ''}` : ''
+  switch (outcome.status) {
+    case 'verified':
+      return `Verified TLS connection established to ${where}${tls}`
+    case 'trusted':
+      return `Trusted TLS connection established to ${where}${tls}`
+    case 'untrusted':
+      return `Untrusted TLS connection established to ${where}${tls}`
+    case 'anonymous':
+      return `Anonymous TLS connection established to ${where}${tls}`
+    case 'plaintext':
+      return `Plaintext connection established to ${where}`
+    case 'deferred':
+      return `Delivery deferred for ${where}: ${outcome.enhancedStatus ?? '4.7.0'} ${outcome.reason ?? ''}${trace.length ? ` (${formatTrace(trace)})` : ''}`.trimEnd()
+  }
+}

@@ -1,0 +1,98 @@
+// `smtp-tls-policy probe` in-process: exit status, Postfix-style lines, --json shape.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { main } from '../../src/cli/main.js'
+import { createTlsaRecord } from '../../src/index.js'
+import { startDnsServer, validatingZone, type TestDnsServer } from '../helpers/dns-server.js'
+import { makeCert } from '../helpers/openssl.js'
+import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
+
+const cert = makeCert({ key: 'ec256', subject: '/CN=mx.cli.test', dns: ['mx.cli.test'] })
+const other = makeCert({ key: 'ec256', subject: '/CN=x.cli.test' })
+const rr = (c: typeof cert) => {
+  const r = createTlsaRecord(c.der, { usage: 3, selector: 1, matchingType: 1 })
+  return { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.from(r.data) }
+}
+let smtp: TestSmtpServer
+let dns: TestDnsServer
+
+before(async () => {
+  smtp = await startSmtpServer({ certPem: cert.pem, keyPem: cert.keyPem })
+  dns = await startDnsServer(
+    validatingZone({
+      records: [
+        ['good.cli.test', 'MX', { preference: 10, exchange: 'mx.cli.test' }],
+        ['bad.cli.test', 'MX', { preference: 10, exchange: 'mxbad.cli.test' }],
+        ['null.cli.test', 'MX', { preference: 0, exchange: '.' }],
+        ['mx.cli.test', 'A', '127.0.0.1'],
+        ['mxbad.cli.test', 'A', '127.0.0.1'],
+        [`_${smtp.port}._tcp.mx.cli.test`, 'TLSA', rr(cert)],
+        [`_${smtp.port}._tcp.mxbad.cli.test`, 'TLSA', rr(other)],
+      ],
+    }),
+  )
+})
+after(async () => {
+  await smtp?.close()
+  await dns?.close()
+})
+
+async function run(...argv: string[]) {
+  let out = ''
+  let err = ''
+  const status = await main(argv, { out: (l) => (out += l + '\n'), err: (l) => (err += l + '\n') })
+  return { status, out, err }
+}
+const common = () => ['--resolver', dns.server, '--port', String(smtp.port), '--ehlo', 'client.cli.test', '--timeout', '5']
+
+describe('smtp-tls-policy probe', () => {
+  it('a DANE-verified destination: exit 0, Postfix summary line, -v transcript', async () => {
+    const r = await run('probe', 'good.cli.test', ...common(), '-v')
+    assert.equal(r.status, 0, r.out + r.err)
+    assert.match(r.out, /smtp-tls-policy: < 220 /)
+    assert.match(r.out, /smtp-tls-policy: > STARTTLS/)
+    assert.match(r.out, /Matched TLSA 3 1 1 matched at depth 0/)
+    assert.match(r.out, /Verified TLS connection established to mx\.cli\.test\[127\.0\.0\.1\]:\d+: TLSv1\.[23] with cipher /)
+  })
+  it('a mismatch: exit 75 (EX_TEMPFAIL) with 4.7.5; --json carries the outcome', async () => {
+    const r = await run('probe', 'bad.cli.test', ...common(), '--json')
+    assert.equal(r.status, 75)
+    const j = JSON.parse(r.out)
+    assert.equal(j.destination, 'bad.cli.test')
+    assert.equal(j.level, 'dane')
+    assert.equal(j.effectiveLevel, 'dane')
+    assert.equal(j.outcome.status, 'deferred')
+    assert.equal(j.outcome.enhancedStatus, '4.7.5')
+    assert.equal(j.outcome.tlsrptResult, 'tlsa-invalid')
+    assert.equal(j.attempts.length, 1)
+    assert.match(j.facts.mx[0].tlsa.records[0].data, /^[0-9a-f]{64}$/)
+  })
+  it('a null MX: exit 69 (EX_UNAVAILABLE)', async () => {
+    const r = await run('probe', 'null.cli.test', ...common())
+    assert.equal(r.status, 69)
+    assert.match(r.out, /5\.1\.10/)
+  })
+  it('may on the mismatch is untrusted TLS: exit 0', async () => {
+    const r = await run('probe', 'bad.cli.test', ...common(), '--level', 'may')
+    assert.equal(r.status, 0)
+    assert.match(r.out, /Untrusted TLS connection established/)
+  })
+  const usage: Array<[string, string[]]> = [
+    ['no destination', ['probe']],
+    ['unknown level', ['probe', 'good.cli.test', '--level', 'paranoid']],
+    ['bad port', ['probe', 'good.cli.test', '--port', '70000']],
+    ['--match at dane', ['probe', 'good.cli.test', '--match', 'AB']],
+    ['bad resolver address', ['probe', 'good.cli.test', '--resolver', 'not an address']],
+  ]
+  for (const [why, argv] of usage) {
+    it(`exit 64 on ${why}`, async () => {
+      const r = await run(...argv)
+      assert.equal(r.status, 64, r.out + r.err)
+    })
+  }
+  it('--help', async () => {
+    const r = await run('probe', '--help')
+    assert.equal(r.status, 0)
+    assert.match(r.out, /posttls-finger/)
+  })
+})

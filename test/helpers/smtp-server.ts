@@ -1,0 +1,33 @@
+// smtp-server (npm) on 127.0.0.1 as a STARTTLS peer for driver tests and the demo.
+import { SMTPServer } from 'smtp-server'
+
+export interface TestSmtpServer {
+  port: number
+  close(): Promise<void>
+}
+
+export async function startSmtpServer(o: {
+  certPem?: string
+  keyPem?: string
+  starttls?: boolean
+  name?: string
+}): Promise<TestSmtpServer> {
+  const server = new SMTPServer({
+    name: o.name ?? 'mx.test',
+    secure: false,
+    ...(o.certPem && o.keyPem ? { cert: o.certPem, key: o.keyPem } : {}),
+    hideSTARTTLS: o.starttls === false,
+    authOptional: true,
+    disabledCommands: ['AUTH'],
+    logger: false,
+    onData(stream, _session, cb) {
+      stream.resume()
+      stream.on('end', () => cb())
+    },
+  })
+  server.on('error', () => undefined)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  const addr = server.server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('smtp-server did not listen')
+  return { port: addr.port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }
+}
