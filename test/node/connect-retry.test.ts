@@ -1,0 +1,62 @@
+// A failed handshake: `may` retries in plaintext on a new connection, `encrypt` defers 4.7.5
+// (Postfix TLS_README, PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE; RFC 7435 §3).
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { parsePolicyTable } from '../../src/index.js'
+import { createResolver, probe, type ConnectOptions } from '../../src/node/index.js'
+import { startDnsServer, validatingZone, type TestDnsServer } from '../helpers/dns-server.js'
+import { makeCert } from '../helpers/openssl.js'
+import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
+
+const cert = makeCert({ key: 'ec256', subject: '/CN=mx.retry.test', dns: ['mx.retry.test'] })
+let smtp: TestSmtpServer
+let dns: TestDnsServer
+let o: ConnectOptions
+
+before(async () => {
+  smtp = await startSmtpServer({ certPem: cert.pem, keyPem: cert.keyPem })
+  dns = await startDnsServer(
+    validatingZone({
+      records: [
+        ['retry.test', 'MX', { preference: 10, exchange: 'mx.retry.test' }],
+        ['mx.retry.test', 'A', '127.0.0.1'],
+      ],
+    }),
+  )
+  o = {
+    resolver: createResolver({ servers: [dns.server], timeoutMs: 500, attempts: 1 }),
+    port: smtp.port,
+    ehloName: 'client.test',
+    timeoutMs: 5000,
+  }
+})
+after(async () => {
+  await smtp?.close()
+  await dns?.close()
+})
+
+// Only TLS 1.0 and 1.1 allowed by the table: Node's server (TLS 1.2 minimum) refuses the handshake.
+const oldOnly = (level: string) => parsePolicyTable(`retry.test ${level} protocols=!TLSv1.2:!TLSv1.3`)
+
+describe('handshake failure', () => {
+  it('may: the handshake fails, then a second connection without STARTTLS delivers in plaintext', async () => {
+    const r = await probe('retry.test', { ...o, policyTable: oldOnly('may') })
+    assert.equal(r.attempts.length, 2, JSON.stringify(r.attempts, null, 1))
+    assert.equal(r.attempts[0]!.verdict?.status, 'deferred')
+    assert.equal(r.attempts[0]!.verdict?.plaintextRetry, true)
+    assert.ok(r.attempts[0]!.transcript.includes('> STARTTLS'))
+    assert.ok(!r.attempts[1]!.transcript.includes('> STARTTLS'), 'the retry never sends STARTTLS')
+    assert.equal(r.outcome.status, 'plaintext')
+  })
+  it('encrypt: deferred 4.7.5, no plaintext retry', async () => {
+    const r = await probe('retry.test', { ...o, policyTable: oldOnly('encrypt') })
+    assert.equal(r.attempts.length, 1)
+    assert.equal(r.outcome.status, 'deferred')
+    assert.equal(r.outcome.enhancedStatus, '4.7.5')
+  })
+  it('may with REQUIRETLS on the message: no plaintext retry (RFC 8689 §4.2.1)', async () => {
+    const r = await probe('retry.test', { ...o, policyTable: oldOnly('may'), message: { requireTls: true } })
+    assert.equal(r.attempts.length, 1)
+    assert.equal(r.outcome.status, 'deferred')
+  })
+})
