@@ -1,0 +1,23 @@
+// The runnable examples stay runnable (they import the package by name: dist/, built by `npm test`).
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, it } from 'node:test'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const examples: Array<[string, RegExp]> = [
+  ['examples/tlsa-quickstart.ts', /IN TLSA 3 1 1 [0-9a-f]{64}\n1 usable\n/],
+  ['examples/verify-dane.ts', /ERR_DANE_NO_USABLE_RECORDS/],
+  ['examples/pins.ts', /ERR_PIN_SYNTAX/],
+  ['examples/policy-table.ts', /example\.com: verified[\s\S]*mail\.example\.net: deferred 4\.7\.5/],
+]
+
+describe('examples', () => {
+  for (const [file, expected] of examples) {
+    it(`${file} runs`, () => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+      assert.equal(r.status, 0, r.stdout + r.stderr)
+      assert.match(r.stdout, expected)
+    })
+  }
+})
