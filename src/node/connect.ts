@@ -205,8 +205,19 @@ function tlsOptions(eff: EffectivePolicy, s: Settings, servername: string, socke
   return opts
 }
 
-/** The peer chain, DER, leaf first, as OpenSSL built it from what the server sent. */
-function peerChain(tls: TLSSocket): Uint8Array[] {
+/**
+ * The peer chain, DER, leaf first, as OpenSSL built it from what the server sent. When every usable
+ * TLSA record is DANE-EE, or the level is `fingerprint`, only the leaf matters (RFC 7672 §3.1.1):
+ * then only the leaf is read, without turning the whole chain into objects.
+ */
+function peerChain(tls: TLSSocket, eff: EffectivePolicy): Uint8Array[] {
+  const leafOnly =
+    eff.level === 'fingerprint' || (eff.tlsa !== undefined && eff.tlsa.usable.length > 0 && eff.tlsa.usable.every((r) => r.usage === 3))
+  if (leafOnly) {
+    // getPeerX509Certificate() may be called once per socket on Node 20; this is the only call.
+    const leaf = tls.getPeerX509Certificate()
+    return leaf ? [new Uint8Array(leaf.raw)] : []
+  }
   const chain: Uint8Array[] = []
   let c = tls.getPeerCertificate(true)
   const seen = new Set<string>()
@@ -339,7 +350,7 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
       t.on('error', onError)
       t.once('secureConnect', () => {
         if (settled) return
-        const chain = peerChain(t)
+        const chain = peerChain(t, eff)
         const cipher = t.getCipher()
         const protocol = t.getProtocol() ?? undefined
         tlsFacts = {
