@@ -6,7 +6,15 @@
 import diagnostics_channel from 'node:diagnostics_channel'
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { hostname } from 'node:os'
-import { connect as tlsConnect, rootCertificates, type ConnectionOptions, type SecureVersion, type TLSSocket } from 'node:tls'
+import { createHash } from 'node:crypto'
+import {
+  connect as tlsConnect,
+  createSecureContext,
+  type ConnectionOptions,
+  type SecureContext,
+  type SecureVersion,
+  type TLSSocket,
+} from 'node:tls'
 import type { DestinationFacts, MxHostFacts } from '../dns/types.js'
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
 import { decide, type ConnectionFacts, type TlsOutcome, type Verdict } from '../policy/decide.js'
@@ -57,6 +65,11 @@ export interface ConnectOptions {
   families?: readonly (4 | 6)[]
   /** Time for certificate validity checks. Default: the current time at each verdict. */
   now?: () => Date
+  /**
+   * TLS handshakes this process runs at once, across all calls (default 16). Handshake completions
+   * run on the event loop; many at once stall it, so the rest wait their turn (bounded by `timeoutMs`).
+   */
+  maxConcurrentHandshakes?: number
 }
 
 /** One try at one address (or a host that could not be tried). @public */
@@ -116,7 +129,10 @@ interface Settings {
   port: number
   ehloName: string
   timeoutMs: number
-  ca: string[]
+  /** the caller's trust anchors, or undefined for Node's built-in root store */
+  ca: string[] | undefined
+  /** identifies `ca` in the secure-context cache */
+  caKey: string
   resolver: Resolver
   policy: PolicyOptions
   message: MessageTlsOptions
@@ -126,6 +142,37 @@ interface Settings {
   now: () => Date
   /** probe: stop after the verdict with QUIT */
   probe: boolean
+  maxConcurrentHandshakes: number
+}
+
+let handshakesInFlight = 0
+const handshakeWaiters: Array<() => void> = []
+
+/**
+ * Run `start` when fewer than `limit` TLS handshakes are in flight in this process; the returned
+ * function gives the slot back (idempotent). Not started when released first.
+ */
+function handshakeSlot(limit: number, start: () => void): () => void {
+  let state: 'waiting' | 'running' | 'done' = 'waiting'
+  const run = () => {
+    if (state !== 'waiting') return
+    state = 'running'
+    handshakesInFlight++
+    start()
+  }
+  if (handshakesInFlight < limit) run()
+  else handshakeWaiters.push(run)
+  return () => {
+    if (state === 'running') {
+      handshakesInFlight--
+      // start the next waiter that is still waiting
+      while (handshakeWaiters.length > 0 && handshakesInFlight < limit) handshakeWaiters.shift()!()
+    } else if (state === 'waiting') {
+      const i = handshakeWaiters.indexOf(run)
+      if (i >= 0) handshakeWaiters.splice(i, 1)
+    }
+    state = 'done'
+  }
 }
 
 const LEVELS: readonly SecurityLevel[] = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure']
@@ -153,10 +200,40 @@ export function parseNexthop(nexthop: string, defaultPort: number): { destinatio
   return { destination, port }
 }
 
+function caSetting(ca: ConnectOptions['ca']): { ca: string[] | undefined; caKey: string } {
+  if (ca === undefined) return { ca: undefined, caKey: 'node-root-store' }
+  const list = typeof ca === 'string' ? [ca] : [...ca]
+  if (list.some((c) => typeof c !== 'string')) invalid('ca must be PEM text or a list of PEM texts')
+  const h = createHash('sha256')
+  for (const c of list) h.update(c).update('\0')
+  return { ca: list, caKey: h.digest('hex') }
+}
+
+/**
+ * Secure contexts are expensive to build (a root store of 140 certificates costs milliseconds of CPU
+ * per connection, and stalls the event loop when many connections start at once), so each distinct
+ * (trust anchors, protocol range) is built once and shared.
+ */
+const contexts = new Map<string, SecureContext>()
+function secureContext(caKey: string, ca: string[] | undefined, minVersion: SecureVersion, maxVersion: SecureVersion): SecureContext {
+  const key = `${caKey} ${minVersion} ${maxVersion}`
+  let ctx = contexts.get(key)
+  if (ctx === undefined) {
+    // ca undefined: Node's built-in root store; [] : no trusted CA at all.
+    ctx = createSecureContext({ minVersion, maxVersion, ...(ca !== undefined ? { ca } : {}) })
+    if (contexts.size >= 64) contexts.delete(contexts.keys().next().value as string)
+    contexts.set(key, ctx)
+  }
+  return ctx
+}
+
 function settings(destination: string, o: ConnectOptions, probe: boolean): Settings {
   if (o === null || typeof o !== 'object') invalid('options must be an object')
   if (o.level !== undefined && !LEVELS.includes(o.level)) invalid(`level must be one of ${LEVELS.join(', ')}`)
   const timeoutMs = o.timeoutMs ?? 30_000
+  const maxConcurrentHandshakes = o.maxConcurrentHandshakes ?? 16
+  if (!Number.isInteger(maxConcurrentHandshakes) || maxConcurrentHandshakes < 1)
+    invalid('maxConcurrentHandshakes must be a positive integer')
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) invalid('timeoutMs must be an integer from 1 to 3600000')
   const p = parseNexthop(destination, o.port ?? 25)
   const policy: PolicyOptions = { ...o.policy }
@@ -167,7 +244,7 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
     port: p.port,
     ehloName: o.ehloName ?? hostname(),
     timeoutMs,
-    ca: o.ca === undefined ? [...rootCertificates] : typeof o.ca === 'string' ? [o.ca] : [...o.ca],
+    ...caSetting(o.ca),
     resolver: o.resolver ?? createResolver(),
     policy,
     message: { ...o.message },
@@ -176,6 +253,7 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
     signal: o.signal,
     now: o.now ?? (() => new Date()),
     probe,
+    maxConcurrentHandshakes,
   }
 }
 
@@ -195,10 +273,8 @@ function tlsOptions(eff: EffectivePolicy, s: Settings, servername: string, socke
     rejectUnauthorized: false,
     // Names are the policy engine's job (RFC 7672 §3.2.3, Postfix match strategies): Node must not check them.
     checkServerIdentity: () => undefined,
-    minVersion: order[min]!,
-    maxVersion: order[max]!,
     // At DANE and fingerprint levels no CA is trusted: the chain Node reports is then the one the server sent.
-    ca: daneLevel ? [] : s.ca,
+    secureContext: daneLevel ? secureContext('none', [], order[min]!, order[max]!) : secureContext(s.caKey, s.ca, order[min]!, order[max]!),
   }
   // RFC 6066 SNI needs a host name, not an address literal.
   if (servername.length > 0 && isIP(servername) === 0) opts.servername = servername
@@ -261,6 +337,7 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
     const finish = (end: SessionEnd, keepOpen: boolean) => {
       if (settled) return
       settled = true
+      releaseSlot?.()
       if (timer) clearTimeout(timer)
       s.signal?.removeEventListener('abort', onAbort)
       transcript.splice(0, transcript.length, ...machine.transcript)
@@ -331,6 +408,7 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
       }
       return { kind: 'closed', error }
     }
+    let releaseSlot: (() => void) | undefined
     const upgrade = (sni: string) => {
       channels.starttls.publish({ host, address, port: eff.port, servername: sni })
       // RFC 3207 §4.2: nothing read in plaintext after the 220 may be used; the machine has checked
@@ -338,17 +416,25 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
       raw.removeListener('data', onRawData)
       raw.removeListener('end', onEnd)
       raw.removeListener('close', onEnd)
-      let t: TLSSocket
-      try {
-        t = tlsConnect(tlsOptions(eff, s, sni, raw))
-      } catch (e) {
-        feed({ type: 'tlsFailed', cause: e })
-        return
-      }
-      tls = t
+      raw.pause()
       arm()
+      releaseSlot = handshakeSlot(s.maxConcurrentHandshakes, () => {
+        if (settled) return
+        let t: TLSSocket
+        try {
+          t = tlsConnect(tlsOptions(eff, s, sni, raw))
+        } catch (e) {
+          feed({ type: 'tlsFailed', cause: e })
+          return
+        }
+        tls = t
+        onTls(t)
+      })
+    }
+    const onTls = (t: TLSSocket) => {
       t.on('error', onError)
       t.once('secureConnect', () => {
+        releaseSlot?.()
         if (settled) return
         const chain = peerChain(t, eff)
         const cipher = t.getCipher()

@@ -16,6 +16,13 @@ export interface SmtpdSpec {
   keyPem?: string
   /** default true */
   starttls?: boolean
+  /** master.cf process limit of this smtpd service (default: Postfix's default_process_limit, 100) */
+  maxProcesses?: number
+}
+
+export interface PostfixLabOptions {
+  /** extra main.cf lines, e.g. for benchmarks */
+  extraMain?: string[]
 }
 
 export interface PostfixLab {
@@ -66,7 +73,7 @@ function waitForPort(address: string, port: number, ms: number): Promise<void> {
 }
 
 /** Start one Postfix master with an smtpd service per spec. */
-export async function startPostfixLab(specs: readonly SmtpdSpec[]): Promise<PostfixLab> {
+export async function startPostfixLab(specs: readonly SmtpdSpec[], options: PostfixLabOptions = {}): Promise<PostfixLab> {
   requirePostfix()
   const dir = mkdtempSync(join(tmpdir(), 'stp-postfix-'))
   chmodSync(dir, 0o755) // postfix-owned processes must reach the queue directory
@@ -87,7 +94,7 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[]): Promise<Post
       writeFileSync(join(conf, `chain${i}.pem`), s.keyPem + s.certPem, { mode: 0o600 })
       opts.push('-o smtpd_tls_security_level=may', `-o smtpd_tls_chain_files=${join(conf, `chain${i}.pem`)}`)
     }
-    services.push(`${s.address}:${port} inet n - n - - smtpd ${opts.join(' ')}`)
+    services.push(`${s.address}:${port} inet n - n - ${s.maxProcesses ?? '-'} smtpd ${opts.join(' ')}`)
   })
   writeFileSync(
     join(conf, 'main.cf'),
@@ -114,6 +121,7 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[]): Promise<Post
       'smtp_tls_session_cache_database =',
       // the lab's resolver serves no root zone; Postfix's DNSSEC self-test would only warn
       'dnssec_probe =',
+      ...(options.extraMain ?? []),
       '',
     ].join('\n'),
   )
