@@ -4,8 +4,7 @@
  *
  * @example Driving {@link StartTlsClient} over a socket (the full version is examples/custom-driver.ts):
  * ```ts
- * import { connect } from 'node:net'
- * import { connect as tlsConnect } from 'node:tls'
+ * // connect() is node:net's connect, tlsConnect() is node:tls's connect (the driver's I/O, not the core's)
  * const client = new StartTlsClient({ ehloName: 'client.example', requireTls: true, servername: 'mx.example.com' })
  * const raw = connect(25, 'mx.example.com')
  * let io: NodeJS.ReadWriteStream = raw
