@@ -1,41 +1,18 @@
 // maxConcurrentHandshakes: concurrent connections queue for a TLS handshake slot and all complete.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { createTlsaRecord, parsePolicyTable } from '../../src/index.js'
-import { connect, createResolver, probe, type ConnectOptions } from '../../src/node/index.js'
-import { startDnsServer, validatingZone, type TestDnsServer } from '../helpers/dns-server.js'
-import { makeCert } from '../helpers/openssl.js'
-import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
+import { parsePolicyTable } from '../../src/index.js'
+import { connect, probe, type ConnectOptions } from '../../src/node/index.js'
+import { startDestination, type TestDestination } from '../helpers/destination.js'
 
-const cert = makeCert({ key: 'ec256', subject: '/CN=mx.conc.test', dns: ['mx.conc.test'] })
-let smtp: TestSmtpServer
-let dns: TestDnsServer
+let dest: TestDestination
 let o: ConnectOptions
 
 before(async () => {
-  smtp = await startSmtpServer({ certPem: cert.pem, keyPem: cert.keyPem })
-  const r = createTlsaRecord(cert.der, { usage: 3, selector: 1, matchingType: 1 })
-  dns = await startDnsServer(
-    validatingZone({
-      records: [
-        ['conc.test', 'MX', { preference: 10, exchange: 'mx.conc.test' }],
-        ['mx.conc.test', 'A', '127.0.0.1'],
-        [`_${smtp.port}._tcp.mx.conc.test`, 'TLSA', { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.from(r.data) }],
-      ],
-    }),
-  )
-  o = {
-    resolver: createResolver({ servers: [dns.server], timeoutMs: 500, attempts: 1 }),
-    port: smtp.port,
-    ehloName: 'client.test',
-    timeoutMs: 10_000,
-    level: 'dane',
-  }
+  dest = await startDestination('conc.test', { tlsa: true })
+  o = { ...dest.options, timeoutMs: 10_000, level: 'dane' }
 })
-after(async () => {
-  await smtp?.close()
-  await dns?.close()
-})
+after(() => dest?.close())
 
 describe('maxConcurrentHandshakes', () => {
   it('one slot: 12 concurrent connections wait their turn and are all verified', async () => {

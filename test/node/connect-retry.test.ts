@@ -3,37 +3,17 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { parsePolicyTable } from '../../src/index.js'
-import { createResolver, probe, type ConnectOptions } from '../../src/node/index.js'
-import { startDnsServer, validatingZone, type TestDnsServer } from '../helpers/dns-server.js'
-import { makeCert } from '../helpers/openssl.js'
-import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
+import { probe, type ConnectOptions } from '../../src/node/index.js'
+import { startDestination, type TestDestination } from '../helpers/destination.js'
 
-const cert = makeCert({ key: 'ec256', subject: '/CN=mx.retry.test', dns: ['mx.retry.test'] })
-let smtp: TestSmtpServer
-let dns: TestDnsServer
+let dest: TestDestination
 let o: ConnectOptions
 
 before(async () => {
-  smtp = await startSmtpServer({ certPem: cert.pem, keyPem: cert.keyPem })
-  dns = await startDnsServer(
-    validatingZone({
-      records: [
-        ['retry.test', 'MX', { preference: 10, exchange: 'mx.retry.test' }],
-        ['mx.retry.test', 'A', '127.0.0.1'],
-      ],
-    }),
-  )
-  o = {
-    resolver: createResolver({ servers: [dns.server], timeoutMs: 500, attempts: 1 }),
-    port: smtp.port,
-    ehloName: 'client.test',
-    timeoutMs: 5000,
-  }
+  dest = await startDestination('retry.test')
+  o = dest.options
 })
-after(async () => {
-  await smtp?.close()
-  await dns?.close()
-})
+after(() => dest?.close())
 
 // Only TLS 1.0 and 1.1 allowed by the table: Node's server (TLS 1.2 minimum) refuses the handshake.
 const oldOnly = (level: string) => parsePolicyTable(`retry.test ${level} protocols=!TLSv1.2:!TLSv1.3`)
