@@ -66,10 +66,11 @@ export interface ConnectOptions {
   /** Time for certificate validity checks. Default: the current time at each verdict. */
   now?: () => Date
   /**
-   * TLS handshakes this process runs at once, across all calls (default 16). Handshake completions
-   * run on the event loop; many at once stall it, so the rest wait their turn (bounded by `timeoutMs`).
+   * SMTP sessions this process sets up at once (TCP connect, STARTTLS, handshake, verdict), across all
+   * calls; default 16. Hundreds at once stall the event loop (each reply and handshake runs on it), so
+   * the rest wait their turn. A session handed to the caller no longer counts.
    */
-  maxConcurrentHandshakes?: number
+  maxConcurrentSessions?: number
 }
 
 /** One try at one address (or a host that could not be tried). @public */
@@ -142,34 +143,34 @@ interface Settings {
   now: () => Date
   /** probe: stop after the verdict with QUIT */
   probe: boolean
-  maxConcurrentHandshakes: number
+  maxConcurrentSessions: number
 }
 
-let handshakesInFlight = 0
-const handshakeWaiters: Array<() => void> = []
+let sessionsInFlight = 0
+const sessionWaiters: Array<() => void> = []
 
 /**
- * Run `start` when fewer than `limit` TLS handshakes are in flight in this process; the returned
- * function gives the slot back (idempotent). Not started when released first.
+ * Run `start` when fewer than `limit` SMTP sessions are being set up in this process (TCP connect to
+ * verdict); the returned function gives the slot back (idempotent). Not started when released first.
  */
-function handshakeSlot(limit: number, start: () => void): () => void {
+function sessionSlot(limit: number, start: () => void): () => void {
   let state: 'waiting' | 'running' | 'done' = 'waiting'
   const run = () => {
     if (state !== 'waiting') return
     state = 'running'
-    handshakesInFlight++
+    sessionsInFlight++
     start()
   }
-  if (handshakesInFlight < limit) run()
-  else handshakeWaiters.push(run)
+  if (sessionsInFlight < limit) run()
+  else sessionWaiters.push(run)
   return () => {
     if (state === 'running') {
-      handshakesInFlight--
+      sessionsInFlight--
       // start the next waiter that is still waiting
-      while (handshakeWaiters.length > 0 && handshakesInFlight < limit) handshakeWaiters.shift()!()
+      while (sessionWaiters.length > 0 && sessionsInFlight < limit) sessionWaiters.shift()!()
     } else if (state === 'waiting') {
-      const i = handshakeWaiters.indexOf(run)
-      if (i >= 0) handshakeWaiters.splice(i, 1)
+      const i = sessionWaiters.indexOf(run)
+      if (i >= 0) sessionWaiters.splice(i, 1)
     }
     state = 'done'
   }
@@ -231,9 +232,8 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
   if (o === null || typeof o !== 'object') invalid('options must be an object')
   if (o.level !== undefined && !LEVELS.includes(o.level)) invalid(`level must be one of ${LEVELS.join(', ')}`)
   const timeoutMs = o.timeoutMs ?? 30_000
-  const maxConcurrentHandshakes = o.maxConcurrentHandshakes ?? 16
-  if (!Number.isInteger(maxConcurrentHandshakes) || maxConcurrentHandshakes < 1)
-    invalid('maxConcurrentHandshakes must be a positive integer')
+  const maxConcurrentSessions = o.maxConcurrentSessions ?? 16
+  if (!Number.isInteger(maxConcurrentSessions) || maxConcurrentSessions < 1) invalid('maxConcurrentSessions must be a positive integer')
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 3_600_000) invalid('timeoutMs must be an integer from 1 to 3600000')
   const p = parseNexthop(destination, o.port ?? 25)
   const policy: PolicyOptions = { ...o.policy }
@@ -253,7 +253,7 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
     signal: o.signal,
     now: o.now ?? (() => new Date()),
     probe,
-    maxConcurrentHandshakes,
+    maxConcurrentSessions,
   }
 }
 
@@ -337,7 +337,6 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
     const finish = (end: SessionEnd, keepOpen: boolean) => {
       if (settled) return
       settled = true
-      releaseSlot?.()
       if (timer) clearTimeout(timer)
       s.signal?.removeEventListener('abort', onAbort)
       transcript.splice(0, transcript.length, ...machine.transcript)
@@ -408,7 +407,6 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
       }
       return { kind: 'closed', error }
     }
-    let releaseSlot: (() => void) | undefined
     const upgrade = (sni: string) => {
       channels.starttls.publish({ host, address, port: eff.port, servername: sni })
       // RFC 3207 §4.2: nothing read in plaintext after the 220 may be used; the machine has checked
@@ -418,23 +416,19 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
       raw.removeListener('close', onEnd)
       raw.pause()
       arm()
-      releaseSlot = handshakeSlot(s.maxConcurrentHandshakes, () => {
-        if (settled) return
-        let t: TLSSocket
-        try {
-          t = tlsConnect(tlsOptions(eff, s, sni, raw))
-        } catch (e) {
-          feed({ type: 'tlsFailed', cause: e })
-          return
-        }
-        tls = t
-        onTls(t)
-      })
+      let t: TLSSocket
+      try {
+        t = tlsConnect(tlsOptions(eff, s, sni, raw))
+      } catch (e) {
+        feed({ type: 'tlsFailed', cause: e })
+        return
+      }
+      tls = t
+      onTls(t)
     }
     const onTls = (t: TLSSocket) => {
       t.on('error', onError)
       t.once('secureConnect', () => {
-        releaseSlot?.()
         if (settled) return
         const chain = peerChain(t, eff)
         const cipher = t.getCipher()
@@ -535,7 +529,11 @@ async function tryHost(host: MxHostFacts, eff: EffectivePolicy, s: Settings, att
     for (;;) {
       if (s.signal?.aborted) throw new SmtpTlsError('ERR_ABORTED', 'aborted', { cause: s.signal.reason })
       const transcript: string[] = []
-      const end = await session(eff, a.address, s, skipStartTls, transcript)
+      let release: () => void = () => undefined
+      await new Promise<void>((resolve) => {
+        release = sessionSlot(s.maxConcurrentSessions, resolve)
+      })
+      const end = await session(eff, a.address, s, skipStartTls, transcript).finally(() => release())
       const { verdict, error } = outcomeOf(end, eff, s)
       if (verdict) channels.verdict.publish({ host: eff.host, address: a.address, port: eff.port, verdict })
       const attempt: ConnectAttempt = { host: host.host, address: a.address, port: eff.port, transcript }

@@ -1,4 +1,4 @@
-// maxConcurrentHandshakes: concurrent connections queue for a TLS handshake slot and all complete.
+// maxConcurrentSessions: concurrent connections queue for a TLS handshake slot and all complete.
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { parsePolicyTable } from '../../src/index.js'
@@ -14,25 +14,25 @@ before(async () => {
 })
 after(() => dest?.close())
 
-describe('maxConcurrentHandshakes', () => {
+describe('maxConcurrentSessions', () => {
   it('one slot: 12 concurrent connections wait their turn and are all verified', async () => {
-    const results = await Promise.all(Array.from({ length: 12 }, () => connect('conc.test', { ...o, maxConcurrentHandshakes: 1 })))
+    const results = await Promise.all(Array.from({ length: 12 }, () => connect('conc.test', { ...o, maxConcurrentSessions: 1 })))
     assert.deepEqual(
       results.map((c) => c.outcome.status),
       Array(12).fill('verified'),
     )
     for (const c of results) c.socket.destroy()
   })
-  it('a failed handshake gives its slot back (the next connections still complete)', async () => {
+  it('a failed session gives its slot back (the next connections still complete)', async () => {
     // only TLS 1.0/1.1 allowed: Node's server refuses the handshake
     const policyTable = parsePolicyTable('conc.test encrypt protocols=!TLSv1.2:!TLSv1.3')
-    const bad = probe('conc.test', { ...o, maxConcurrentHandshakes: 1, policyTable })
-    const good = probe('conc.test', { ...o, maxConcurrentHandshakes: 1 })
+    const bad = probe('conc.test', { ...o, maxConcurrentSessions: 1, policyTable })
+    const good = probe('conc.test', { ...o, maxConcurrentSessions: 1 })
     const [b, g] = await Promise.all([bad, good])
     assert.equal(b.outcome.status, 'deferred')
     assert.equal(g.outcome.status, 'verified')
   })
   it('rejects a limit below 1', async () => {
-    await assert.rejects(connect('conc.test', { ...o, maxConcurrentHandshakes: 0 }), { code: 'ERR_INVALID_ARGUMENT' })
+    await assert.rejects(connect('conc.test', { ...o, maxConcurrentSessions: 0 }), { code: 'ERR_INVALID_ARGUMENT' })
   })
 })
