@@ -88,7 +88,7 @@ export type TlsRptResultType =
 export interface SmtpTlsErrorOptions {
   /** Whether the failure is temporary (message stays queued). Defaults to `true`: this library never bounces by accident. */
   temporary?: boolean
-  /** RFC 3463 enhanced status code, e.g. `4.7.5`. */
+  /** RFC 3463 enhanced status code, e.g. `4.7.5`. With `temporary` (the default), a `5.x.x` becomes `4.x.x`. */
   enhancedStatus?: string
   /** RFC 8460 result type for TLS-RPT. */
   tlsrpt?: TlsRptResultType
@@ -125,7 +125,13 @@ export class SmtpTlsError extends Error {
     this.name = 'SmtpTlsError'
     this.code = code
     this.temporary = options.temporary ?? true
-    if (options.enhancedStatus !== undefined) this.enhancedStatus = options.enhancedStatus
+    if (options.enhancedStatus !== undefined) {
+      // RFC 3463 §3.1: the class of a temporary failure is 4 ("persistent transient"). A server's 5.x.x
+      // on a failure we treat as temporary (a 554 greeting: Postfix smtp_skip_5xx_greeting) becomes
+      // 4.x.x, so a queue that defers on `enhancedStatus` never bounces; the message keeps the reply.
+      const st = options.enhancedStatus
+      this.enhancedStatus = this.temporary && st.startsWith('5.') ? `4.${st.slice(2)}` : st
+    }
     if (options.tlsrpt !== undefined) this.tlsrpt = options.tlsrpt
     if (options.position !== undefined) this.position = options.position
     if (options.line !== undefined) this.line = options.line

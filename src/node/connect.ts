@@ -308,6 +308,9 @@ function peerChain(tls: TLSSocket, eff: EffectivePolicy): Uint8Array[] {
   return chain
 }
 
+/** The 'error' listener every socket of ours keeps until it is destroyed (see `session`). */
+function ignore(): void {}
+
 type SessionEnd =
   | { kind: 'ready'; action: Extract<StartTlsAction, { type: 'ready' }>; socket: Socket | TLSSocket; facts: ConnectionFacts }
   | { kind: 'refused'; verdict: Verdict }
@@ -331,6 +334,9 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
     let timer: NodeJS.Timeout | undefined
     let tlsFacts: ConnectionFacts | undefined
     const raw = netConnect({ host: address, port: eff.port, family: isIP(address) })
+    // Never without an 'error' listener until destroyed (issue 10 §1): `onError` comes and goes with
+    // the session's logic; this one stays, so a hostile peer's late reset cannot crash the process.
+    raw.on('error', ignore)
     io = raw
     channels.connect.publish({ host, address, port: eff.port })
 
@@ -350,16 +356,21 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
         tls.removeListener('error', onError)
         tls.removeListener('close', onEnd)
       }
+      // The sockets keep their `ignore` error listeners for life (issue 10): a reset or a TLS alert
+      // after this point must not crash the process, whether we close them or the caller owns them.
       if (!keepOpen) {
-        const sock = tls ?? raw
-        sock.end()
-        setTimeout(() => {
-          sock.destroy()
+        if (tls && !tlsFacts) {
+          // the handshake never completed: there is nobody to say goodbye to
+          tls.destroy()
           raw.destroy()
-        }, 1000).unref()
-      } else {
-        // the caller owns the socket now; keep errors from crashing the process until it attaches its own
-        io.on('error', () => undefined)
+        } else {
+          const sock = tls ?? raw
+          sock.end()
+          setTimeout(() => {
+            sock.destroy()
+            raw.destroy()
+          }, 1000).unref()
+        }
       }
       resolve(end)
     }
@@ -427,6 +438,7 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
       onTls(t)
     }
     const onTls = (t: TLSSocket) => {
+      t.on('error', ignore)
       t.on('error', onError)
       t.once('secureConnect', () => {
         if (settled) return

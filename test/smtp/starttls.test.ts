@@ -118,13 +118,14 @@ describe('StartTlsClient: STARTTLS not offered, refused or stripped', () => {
       '501 to STARTTLS, TLS required',
       {},
       [postfix.greeting, postfix.ehlo, '501 5.5.4 Syntax error\r\n'],
-      [EHLO, STLS, QUIT, 'close ERR_STARTTLS_REFUSED 5.5.4 (501)'],
+      // temporary: class 4 (RFC 3463 §3.1), the reply keeps 501 5.5.4
+      [EHLO, STLS, QUIT, 'close ERR_STARTTLS_REFUSED 4.5.4 (501)'],
     ],
     [
-      '502 to STARTTLS without enhanced status: X.0.0 from the code',
+      '502 to STARTTLS without enhanced status: X.0.0 from the code, class 4 since temporary',
       {},
       [postfix.greeting, postfix.ehlo, '502 not implemented\r\n'],
-      [EHLO, STLS, QUIT, 'close ERR_STARTTLS_REFUSED 5.0.0 (502)'],
+      [EHLO, STLS, QUIT, 'close ERR_STARTTLS_REFUSED 4.0.0 (502)'],
     ],
     [
       '250 to STARTTLS is not "go ahead"',
@@ -165,7 +166,8 @@ describe('StartTlsClient: HELO fallback', () => {
       'HELO refused too',
       {},
       [postfix.greeting, '500 unrecognized\r\n', '550 5.7.1 go away\r\n'],
-      [EHLO, HELO, QUIT, 'close ERR_SMTP_REJECTED 5.7.1 (550)'],
+      // temporary (the next MX, or later), so the status class is 4 (RFC 3463 §3.1); the reply keeps 550 5.7.1
+      [EHLO, HELO, QUIT, 'close ERR_SMTP_REJECTED 4.7.1 (550)'],
     ],
     [
       '4xx to EHLO: no fallback, temporary failure',
@@ -202,10 +204,10 @@ describe('StartTlsClient: 421 at every step ends without QUIT (RFC 5321 §3.8)',
 describe('StartTlsClient: other rejections', () => {
   table([
     [
-      '554 greeting: QUIT then close (RFC 5321 §3.1), server status kept, still temporary',
+      '554 greeting: QUIT then close (RFC 5321 §3.1), temporary like Postfix smtp_skip_5xx_greeting, so 4.7.1 (issue 10 §5)',
       {},
       ['554 5.7.1 no SMTP service here\r\n'],
-      [QUIT, 'close ERR_SMTP_REJECTED 5.7.1 (554)'],
+      [QUIT, 'close ERR_SMTP_REJECTED 4.7.1 (554)'],
     ],
     ['greeting 250 is not a greeting', {}, ['250 hello\r\n'], [QUIT, 'close ERR_SMTP_PROTOCOL 4.5.0 (250)']],
     ['EHLO answered with 354', {}, [postfix.greeting, '354 go on\r\n'], [EHLO, QUIT, 'close ERR_SMTP_PROTOCOL 4.5.0 (354)']],
@@ -213,7 +215,7 @@ describe('StartTlsClient: other rejections', () => {
       'EHLO after TLS refused with 5xx: no HELO after TLS',
       {},
       [postfix.greeting, postfix.ehlo, postfix.starttls, { tls: true }, '550 5.7.0 no\r\n'],
-      [EHLO, STLS, UP, EHLO, QUIT, 'close ERR_SMTP_REJECTED 5.7.0 (550)'],
+      [EHLO, STLS, UP, EHLO, QUIT, 'close ERR_SMTP_REJECTED 4.7.0 (550)'],
     ],
     [
       'EHLO after TLS answered with 220',
