@@ -14,10 +14,13 @@ export interface TestDestination {
   close(): Promise<void>
 }
 
-export async function startDestination(domain: string, o: { tlsa?: boolean } = {}): Promise<TestDestination> {
+export async function startDestination(
+  domain: string,
+  o: { tlsa?: boolean; onCommand?: (line: string) => void } = {},
+): Promise<TestDestination> {
   const host = `mx.${domain}`
   const cert = makeCert({ key: 'ec256', subject: `/CN=${host}`, dns: [host] })
-  const smtp = await startSmtpServer({ certPem: cert.pem, keyPem: cert.keyPem })
+  const smtp = await startSmtpServer({ certPem: cert.pem, keyPem: cert.keyPem, ...(o.onCommand ? { onCommand: o.onCommand } : {}) })
   const records: ZoneRecord[] = [
     [domain, 'MX', { preference: 10, exchange: host }],
     [host, 'A', '127.0.0.1'],

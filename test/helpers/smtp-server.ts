@@ -11,7 +11,23 @@ export async function startSmtpServer(o: {
   keyPem?: string
   starttls?: boolean
   name?: string
+  /** every command line the server reads (smtp-server's debug log 'C:'), e.g. to see that QUIT was sent */
+  onCommand?: (line: string) => void
 }): Promise<TestSmtpServer> {
+  const onCommand = o.onCommand
+  const quiet = () => undefined
+  const logger = onCommand
+    ? {
+        info: quiet,
+        warn: quiet,
+        error: quiet,
+        trace: quiet,
+        fatal: quiet,
+        debug: (_meta: unknown, ...args: unknown[]) => {
+          if (args[0] === 'C:' && typeof args[1] === 'string') onCommand(args[1])
+        },
+      }
+    : false
   const server = new SMTPServer({
     name: o.name ?? 'mx.test',
     secure: false,
@@ -19,7 +35,7 @@ export async function startSmtpServer(o: {
     hideSTARTTLS: o.starttls === false,
     authOptional: true,
     disabledCommands: ['AUTH'],
-    logger: false,
+    logger,
     onData(stream, _session, cb) {
       stream.resume()
       stream.on('end', () => cb())

@@ -40,3 +40,23 @@ describe('handshake failure', () => {
     assert.equal(r.outcome.status, 'deferred')
   })
 })
+
+describe('a deferral decided after the post-TLS EHLO', () => {
+  it('REQUIRETLS not advertised: deferred, and the session ends with QUIT (RFC 5321 §4.1.1.10)', async () => {
+    const commands: string[] = []
+    const d = await startDestination('late.test', { tlsa: true, onCommand: (l) => commands.push(l) })
+    try {
+      const r = await probe('late.test', { ...d.options, level: 'dane', message: { requireTls: true } })
+      assert.equal(r.outcome.status, 'deferred')
+      assert.equal(r.outcome.code, 'ERR_REQUIRETLS')
+      const t = r.attempts[0]!.transcript
+      assert.equal(t.filter((l) => l.startsWith('> EHLO')).length, 2, 'the verdict came after the post-TLS EHLO')
+      assert.equal(t.at(-1), '> QUIT')
+      // the server read it (smtp-server logs commands; after TLS too)
+      for (let i = 0; i < 100 && !commands.includes('QUIT'); i++) await new Promise((res) => setTimeout(res, 10))
+      assert.ok(commands.includes('QUIT'), commands.join(' | '))
+    } finally {
+      await d.close()
+    }
+  })
+})

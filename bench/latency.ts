@@ -1,0 +1,181 @@
+// Issue 11 figures, against the lab's real Postfix (TLS 1.3) and a validating Unbound on port 53:
+//  1. in-process probe() of a DANE-verified destination vs a whole posttls-finger process on the
+//     same destination, and vs the same probe() from a baseline revision (default: the commit before
+//     the fix), interleaved, medians. Target: probe() ≤ 0.5x posttls-finger.
+//  2. 200 concurrent connect() at `dane`, this tree vs the baseline, interleaved bursts: connections/s
+//     (target ≥ 2x the baseline) and the longest event-loop stall at the default session bound
+//     (target < 20 ms).
+// Needs root and the lab's Debian packages (bash .ci/run installs them). Builds this tree's dist/
+// and the baseline's into a temporary folder first.
+// Run: npm run bench -- latency   [-- --baseline REV]
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { createTlsaRecord, formatTlsaRecord } from '../src/index.js'
+import type * as NodeApi from '../src/node/index.js'
+import { makeCert, tempDir } from '../test/helpers/openssl.js'
+import { startDnsLab } from '../test/lab/dns/lab.js'
+import { posttlsFinger, startPostfixLab } from '../test/lab/postfix.js'
+
+const ADDRESS = '127.0.85.1'
+const DOMAIN = 'latency.test'
+const ROUNDS = 30
+const CONCURRENT = 200
+const root = fileURLToPath(new URL('..', import.meta.url))
+const argBase = process.argv.indexOf('--baseline')
+/** the commit before issue 11's fix (it has issue 10's socket fix, so the baseline cannot crash) */
+const BASELINE = argBase > 0 ? process.argv[argBase + 1]! : '74b0190'
+
+const median = (xs: readonly number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+const met = (ok: boolean) => (ok ? 'MET' : 'NOT MET')
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t))
+
+function sh(cmd: string, args: string[], cwd = root): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' })
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}${r.stdout}`)
+  return r.stdout
+}
+
+/** This tree's dist/ and the baseline revision's, each built with this tree's TypeScript. */
+async function build(tmp: string): Promise<{ current: typeof NodeApi; baseline: typeof NodeApi }> {
+  sh('npx', ['tsc', '-p', 'tsconfig.json'])
+  const dir = join(tmp, 'baseline')
+  mkdirSync(dir)
+  const archive = spawnSync('git', ['archive', BASELINE, 'src', 'tsconfig.json', 'package.json'], { cwd: root })
+  if (archive.status !== 0) throw new Error(`git archive ${BASELINE}: ${archive.stderr}`)
+  spawnSync('tar', ['-x', '-C', dir], { input: archive.stdout })
+  symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'))
+  sh('npx', ['tsc', '-p', join(dir, 'tsconfig.json')], dir)
+  const current = (await import(pathToFileURL(join(root, 'dist/node/index.js')).href)) as typeof NodeApi
+  const baseline = (await import(pathToFileURL(join(dir, 'dist/node/index.js')).href)) as typeof NodeApi
+  return { current, baseline }
+}
+
+console.log(
+  `${new Date().toISOString()}: node ${process.version}, ${cpus().length} CPUs, load average ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}; baseline ${BASELINE} (${sh('git', ['log', '-1', '--format=%s', BASELINE]).trim()})`,
+)
+console.log('client and Postfix share these CPUs: every figure includes the server side of a loopback session')
+const tmp = tempDir()
+const libs = await build(tmp.dir)
+const leaf = makeCert({ key: 'rsa2048', subject: `/CN=mx.${DOMAIN}`, dns: [`mx.${DOMAIN}`] })
+const rr = formatTlsaRecord(createTlsaRecord(leaf.der, { usage: 3, selector: 1, matchingType: 1 }))
+const dns = await startDnsLab({ port: 53, zones: [{ name: DOMAIN, records: ['@ MX 10 mx', `mx A ${ADDRESS}`, `_25._tcp.mx TLSA ${rr}`] }] })
+const postfix = await startPostfixLab([{ address: ADDRESS, certPem: leaf.pem, keyPem: leaf.keyPem, maxProcesses: 250 }], {
+  extraMain: ['default_process_limit = 250', 'smtpd_client_connection_count_limit = 0', 'smtpd_client_connection_rate_limit = 0'],
+})
+try {
+  const resolvConf = join(tmp.dir, 'resolv.conf')
+  writeFileSync(resolvConf, `nameserver ${dns.resolverIp}\noptions trust-ad\n`)
+  const make = (lib: typeof NodeApi) => {
+    const resolver = lib.createResolver({ servers: [dns.resolverAddress] })
+    return { lib, opts: { resolver, level: 'dane' as const, ehloName: 'bench.client.test', timeoutMs: 30_000 } }
+  }
+  const sides = { current: make(libs.current), baseline: make(libs.baseline) }
+
+  // 1. Sequential, warm resolver caches.
+  const times: Record<'current' | 'baseline' | 'finger', number[]> = { current: [], baseline: [], finger: [] }
+  const once = async (side: 'current' | 'baseline') => {
+    const { lib, opts } = sides[side]
+    const t0 = performance.now()
+    const r = await lib.probe(DOMAIN, opts)
+    const dt = performance.now() - t0
+    if (r.outcome.status !== 'verified') throw new Error(`${side}: ${JSON.stringify(r.outcome)}`)
+    return dt
+  }
+  const finger = () => {
+    const t0 = performance.now()
+    const f = posttlsFinger(DOMAIN, { configDir: postfix.configDir, level: 'dane', resolvConf })
+    const dt = performance.now() - t0
+    if (f.trust !== 'Verified') throw new Error(`posttls-finger: ${f.output}`)
+    return dt
+  }
+  for (let i = 0; i < 3; i++) {
+    await once('current')
+    await once('baseline')
+    finger()
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    times.current.push(await once('current'))
+    times.baseline.push(await once('baseline'))
+    times.finger.push(finger())
+  }
+  const unshareOnly = median(
+    Array.from({ length: 9 }, () => {
+      const t0 = performance.now()
+      spawnSync('unshare', ['--mount', 'true'])
+      return performance.now() - t0
+    }),
+  )
+  const [cur, base, fin] = [median(times.current), median(times.baseline), median(times.finger)]
+  console.log(`\n1. One DANE-EE probe of ${DOMAIN} (Postfix, TLS 1.3, RSA-2048), ${ROUNDS} interleaved rounds, medians`)
+  console.log(`  probe(), this tree          ${cur.toFixed(2)} ms`)
+  console.log(`  probe(), baseline           ${base.toFixed(2)} ms`)
+  console.log(
+    `  posttls-finger process      ${fin.toFixed(2)} ms (of which unshare + mount for its resolv.conf: about ${unshareOnly.toFixed(1)} ms)`,
+  )
+  console.log(`  this tree / posttls-finger: ${(cur / fin).toFixed(2)}x (target ≤ 0.5): ${met(cur / fin <= 0.5)}`)
+  console.log(`  baseline / posttls-finger:  ${(base / fin).toFixed(2)}x`)
+  console.log(`  baseline / this tree:       ${(base / cur).toFixed(1)}x`)
+
+  // 2. Bursts of 200 concurrent connect() at dane, default session bound.
+  async function burst(side: 'current' | 'baseline') {
+    const { lib, opts } = sides[side]
+    const h = monitorEventLoopDelay({ resolution: 1 })
+    h.enable()
+    const t0 = performance.now()
+    const rs = await Promise.allSettled(Array.from({ length: CONCURRENT }, () => lib.connect(DOMAIN, opts)))
+    const wall = performance.now() - t0
+    h.disable()
+    const ok = rs.filter((r) => r.status === 'fulfilled').map((r) => r.value)
+    await Promise.all(
+      ok.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => {
+              c.socket.destroy()
+              resolve()
+            }, 5000)
+            c.socket.on('error', () => undefined)
+            c.socket.on('data', () => undefined)
+            c.socket.once('close', () => {
+              clearTimeout(t)
+              resolve()
+            })
+            c.socket.end('QUIT\r\n')
+          }),
+      ),
+    )
+    return { side, ok: ok.length, perSec: (ok.length / wall) * 1000, maxStallMs: h.max / 1e6 }
+  }
+  await burst('current')
+  await burst('baseline')
+  const bursts: Awaited<ReturnType<typeof burst>>[] = []
+  for (const side of ['current', 'baseline', 'baseline', 'current', 'current', 'baseline'] as const) {
+    await sleep(300)
+    bursts.push(await burst(side))
+  }
+  console.log(`\n2. ${CONCURRENT} concurrent connect() at dane, default maxConcurrentSessions (16), 3 bursts each, interleaved`)
+  for (const b of bursts) {
+    console.log(
+      `  ${b.side.padEnd(8)} ${b.ok}/${CONCURRENT} ok, ${b.perSec.toFixed(0)} connections/s, longest event-loop stall ${b.maxStallMs.toFixed(1)} ms`,
+    )
+  }
+  const rate = (s: string) => median(bursts.filter((b) => b.side === s).map((b) => b.perSec))
+  const stall = Math.max(...bursts.filter((b) => b.side === 'current').map((b) => b.maxStallMs))
+  console.log(
+    `  throughput this tree / baseline: ${(rate('current') / rate('baseline')).toFixed(2)}x (target ≥ 2): ${met(rate('current') / rate('baseline') >= 2)}`,
+  )
+  console.log(`  longest stall, this tree: ${stall.toFixed(1)} ms (target < 20): ${met(stall < 20)}`)
+} finally {
+  await postfix.stop()
+  await dns.stop()
+  tmp.done()
+}
