@@ -30,6 +30,8 @@ const gc = runInNewContext('gc') as () => void
 
 /** Fastest batch per function: on a shared machine, the closest to the intrinsic cost. */
 const best = new Map<string, number>()
+/** Every round's µs/op per function, in round order (paired ratios below). */
+const perRound = new Map<string, number[]>()
 const bestOf = (r: Result): Result => ({ ...r, usPerOp: best.get(r.name)! })
 
 /**
@@ -63,10 +65,25 @@ function interleaved(entries: Array<[string, () => unknown]>, rounds = 41, batch
   }
   if (sink === Symbol.for('never')) console.log(sink)
   return entries.map(([name], k) => {
+    perRound.set(name, [...samples[k]!])
     const sorted = samples[k]!.sort((a, b) => a - b)
     best.set(name, sorted[0]!)
     return { name, usPerOp: sorted[sorted.length >> 1]!, ops: ops[k]! }
   })
+}
+
+/**
+ * The median of the per-round ratios a/b: both ran in the same round, back to back, so a load spike
+ * (another benchmark, another process) moves both sides of each ratio alike (issue 11: a ratio of
+ * medians printed 75x in one run and 155x in another).
+ */
+function pairedRatio(label: string, a: Result, b: Result): number {
+  const ra = perRound.get(a.name)!
+  const rb = perRound.get(b.name)!
+  const xs = ra.map((x, i) => x / rb[i]!).sort((p, q) => p - q)
+  const x = xs[xs.length >> 1]!
+  console.log(`  ${label}: ${x.toFixed(2)}x (rounds: ${xs[0]!.toFixed(1)}-${xs[xs.length - 1]!.toFixed(1)}x)`)
+  return x
 }
 
 export function benchDane(): Record<string, number> {
@@ -111,11 +128,11 @@ export function benchDane(): Record<string, number> {
   ]) as [Result, Result, Result]
   report([oursEe, mxEe, hash, oursTa, mxTa, oursTaCold])
   const out = {
-    eeVsMx: ratio('DANE-EE: mx-connect / verifyDane (target ≥ 100)', mxEe, oursEe),
-    eeVsHash: ratio('DANE-EE: verifyDane / one leaf SHA-256 (target ≤ 3)', oursEe, hash),
-    taVsMx: ratio('DANE-TA: mx-connect / verifyDane (target ≥ 5)', mxTa, oursTa),
+    eeVsMx: pairedRatio('DANE-EE: mx-connect / verifyDane, median of per-round ratios (target ≥ 100)', mxEe, oursEe),
+    eeVsHash: pairedRatio('DANE-EE: verifyDane / one leaf SHA-256 (target ≤ 3)', oursEe, hash),
+    taVsMx: pairedRatio('DANE-TA: mx-connect / verifyDane (target ≥ 5)', mxTa, oursTa),
     // Not a target: the first verification under a new issuer also imports its key.
-    taColdVsMx: ratio('DANE-TA, issuer key not yet imported: mx-connect / verifyDane', mxTa, oursTaCold),
+    taColdVsMx: pairedRatio('DANE-TA, issuer key not yet imported: mx-connect / verifyDane', mxTa, oursTaCold),
   }
   console.log('  same ratios from the fastest batch of each (less sensitive to other load on the machine):')
   ratio('  DANE-EE: mx-connect / verifyDane', bestOf(mxEe), bestOf(oursEe))

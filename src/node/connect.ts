@@ -19,6 +19,7 @@ import type { DestinationFacts, MxHostFacts } from '../dns/types.js'
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
 import { decide, type ConnectionFacts, type TlsOutcome, type Verdict } from '../policy/decide.js'
 import { mustEncrypt, type EffectiveLevel, type SecurityLevel } from '../policy/levels.js'
+import { tlsCipherList } from '../policy/ciphers.js'
 import { lookupPolicy } from '../policy/lookup.js'
 import { resolvePolicy, type EffectivePolicy, type MessageTlsOptions, type PolicyOptions } from '../policy/resolve.js'
 import type { PolicyTable } from '../policy/table.js'
@@ -216,12 +217,24 @@ function caSetting(ca: ConnectOptions['ca']): { ca: string[] | undefined; caKey:
  * (trust anchors, protocol range) is built once and shared.
  */
 const contexts = new Map<string, SecureContext>()
-function secureContext(caKey: string, ca: string[] | undefined, minVersion: SecureVersion, maxVersion: SecureVersion): SecureContext {
-  const key = `${caKey} ${minVersion} ${maxVersion}`
+function secureContext(
+  caKey: string,
+  ca: string[] | undefined,
+  minVersion: SecureVersion,
+  maxVersion: SecureVersion,
+  ciphers: string | undefined,
+): SecureContext {
+  const key = `${caKey} ${minVersion} ${maxVersion} ${ciphers ?? ''}`
   let ctx = contexts.get(key)
   if (ctx === undefined) {
-    // ca undefined: Node's built-in root store; [] : no trusted CA at all.
-    ctx = createSecureContext({ minVersion, maxVersion, ...(ca !== undefined ? { ca } : {}) })
+    // ca undefined: Node's built-in root store; [] : no trusted CA at all. A cipher list that matches
+    // nothing throws here: the caller turns it into a failed handshake (4.7.5).
+    ctx = createSecureContext({
+      minVersion,
+      maxVersion,
+      ...(ca !== undefined ? { ca } : {}),
+      ...(ciphers !== undefined ? { ciphers } : {}),
+    })
     if (contexts.size >= 64) contexts.delete(contexts.keys().next().value as string)
     contexts.set(key, ctx)
   }
@@ -257,24 +270,55 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
   }
 }
 
-/** The TLS protocol floor: the policy's `protocols=` minimum, and TLS 1.2 at authenticating levels (mox, RFC 7672 §8.1 era). */
+const VERSIONS: readonly SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']
+
+/**
+ * The TLS protocol range: what the policy's `protocols=` allows (postconf(5) `smtp_tls_protocols`;
+ * Node takes one contiguous range, so the block that holds the highest allowed version), with a
+ * floor of TLS 1.2 wherever TLS is mandatory (`encrypt` and above): TLS 1.0 and 1.1 are deprecated
+ * (RFC 8996) and mox sets the same floor. Only `may` goes lower, when the table allows it. A range
+ * with nothing left is a policy that cannot be met: `ERR_POLICY_CONFIG`, a failed handshake (4.7.5).
+ */
+function protocolRange(eff: EffectivePolicy): [SecureVersion, SecureVersion] {
+  const p = eff.protocols
+  const floor = eff.level === 'may' || eff.level === 'none' ? 0 : 2
+  const lo = Math.max(floor, p.min !== undefined ? VERSIONS.indexOf(p.min as SecureVersion) : 0)
+  const hi = p.max !== undefined ? VERSIONS.indexOf(p.max as SecureVersion) : VERSIONS.length - 1
+  const allowed = (i: number) =>
+    i >= lo && i <= hi && !p.exclude.includes(VERSIONS[i]!) && (p.include.length === 0 || p.include.includes(VERSIONS[i]!))
+  let max = VERSIONS.length - 1
+  while (max >= 0 && !allowed(max)) max--
+  if (max < 0) {
+    throw new SmtpTlsError('ERR_POLICY_CONFIG', `no TLS version is left: protocols=${p.text} with a floor of ${VERSIONS[floor]}`, {
+      enhancedStatus: '4.7.5',
+      tlsrpt: 'validation-failure',
+    })
+  }
+  let min = max
+  while (min > 0 && allowed(min - 1)) min--
+  return [VERSIONS[min]!, VERSIONS[max]!]
+}
+
+/** Node's TLS options for one connection under an effective policy. */
 function tlsOptions(eff: EffectivePolicy, s: Settings, servername: string, socket: Socket): ConnectionOptions {
-  const order: SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']
   const authenticating = eff.level !== 'may' && eff.level !== 'encrypt' && eff.level !== 'none'
-  let min = order.indexOf((eff.protocols.min as SecureVersion | undefined) ?? 'TLSv1')
-  if (min < 0) min = 0
-  if (authenticating && min < 2) min = 2
-  const excluded = new Set<string>(eff.protocols.exclude)
-  let max = 3
-  while (max > min && excluded.has(order[max]!)) max--
+  const [minVersion, maxVersion] = protocolRange(eff)
   const daneLevel = eff.level === 'dane' || eff.level === 'dane-only' || eff.level === 'half-dane' || eff.level === 'fingerprint'
+  // Postfix `ciphers=` / `exclude=` for TLS 1.2 and below (RFC 7672 §8.2: no aNULL when authenticating).
+  const ciphers = tlsCipherList({
+    authenticating,
+    ...(eff.ciphers !== undefined ? { ciphers: eff.ciphers } : {}),
+    ...(eff.exclude !== undefined ? { exclude: eff.exclude } : {}),
+  })
   const opts: ConnectionOptions = {
     socket,
     rejectUnauthorized: false,
     // Names are the policy engine's job (RFC 7672 §3.2.3, Postfix match strategies): Node must not check them.
     checkServerIdentity: () => undefined,
     // At DANE and fingerprint levels no CA is trusted: the chain Node reports is then the one the server sent.
-    secureContext: daneLevel ? secureContext('none', [], order[min]!, order[max]!) : secureContext(s.caKey, s.ca, order[min]!, order[max]!),
+    secureContext: daneLevel
+      ? secureContext('none', [], minVersion, maxVersion, ciphers)
+      : secureContext(s.caKey, s.ca, minVersion, maxVersion, ciphers),
   }
   // RFC 6066 SNI needs a host name, not an address literal.
   if (servername.length > 0 && isIP(servername) === 0) opts.servername = servername
@@ -332,6 +376,54 @@ function afterFirstTicket(t: TLSSocket, handshakeStarted: number, go: () => void
   const onSession = () => setImmediate(proceed)
   t.on('session', onSession)
   const timer = setTimeout(proceed, Math.min(200, Math.max(1, performance.now() - handshakeStarted)))
+}
+
+/** RFC 8446 §6 alert descriptions, as posttls-finger names them (OpenSSL's SSL_alert_desc_string_long). */
+const TLS_ALERTS: Readonly<Record<number, string>> = {
+  0: 'close notify',
+  10: 'unexpected message',
+  20: 'bad record mac',
+  22: 'record overflow',
+  40: 'handshake failure',
+  42: 'bad certificate',
+  43: 'unsupported certificate',
+  44: 'certificate revoked',
+  45: 'certificate expired',
+  46: 'certificate unknown',
+  47: 'illegal parameter',
+  48: 'unknown CA',
+  49: 'access denied',
+  50: 'decode error',
+  51: 'decrypt error',
+  70: 'protocol version',
+  71: 'insufficient security',
+  80: 'internal error',
+  86: 'inappropriate fallback',
+  90: 'user canceled',
+  109: 'missing extension',
+  110: 'unsupported extension',
+  112: 'unrecognized name',
+  113: 'bad certificate status response',
+  115: 'unknown PSK identity',
+  116: 'certificate required',
+  120: 'no application protocol',
+}
+
+/**
+ * Why a handshake failed, in one phrase: the TLS alert the server sent (`TLS alert 70, protocol
+ * version`), OpenSSL's reason when it failed on our side, or what happened to the connection.
+ */
+function handshakeReason(cause: unknown): string {
+  if (cause instanceof SmtpTlsError) return cause.message
+  if (!(cause instanceof Error)) return 'unknown cause'
+  const alert = /SSL alert number (\d+)/.exec(cause.message)
+  if (alert) {
+    const n = Number(alert[1])
+    return `TLS alert ${n}, ${TLS_ALERTS[n] ?? 'unknown'} (received from the server)`
+  }
+  const reason = (cause as Error & { reason?: unknown }).reason
+  if (typeof reason === 'string' && reason.length > 0) return `${reason} (OpenSSL)`
+  return cause.message
 }
 
 /** The 'error' listener every socket of ours keeps until it is destroyed (see `session`). */
@@ -462,7 +554,7 @@ function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTl
         return { kind: 'closed', error, facts: { starttls: 'refused', ...(r ? { starttlsReply: `${r.code} ${r.lines.join(' ')}` } : {}) } }
       }
       if (error.code === 'ERR_TLS_HANDSHAKE') {
-        return { kind: 'closed', error, facts: { starttls: 'offered', handshake: 'failed', handshakeError: error.message } }
+        return { kind: 'closed', error, facts: { starttls: 'offered', handshake: 'failed', handshakeError: handshakeReason(error.cause) } }
       }
       return { kind: 'closed', error }
     }

@@ -221,10 +221,11 @@ export function decide(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'connection.handshake is required when STARTTLS was offered')
   }
   if (conn.handshake === 'failed') {
-    const why = conn.handshakeError !== undefined ? ` (${conn.handshakeError})` : ''
+    // Postfix's words, then the cause once (the TLS alert or OpenSSL's reason), as posttls-finger logs it.
+    const why = conn.handshakeError !== undefined ? `: ${conn.handshakeError}` : ''
     return fail(
       'ERR_TLS_HANDSHAKE',
-      `Cannot start TLS: handshake failure${why}`,
+      `Cannot start TLS: handshake failure with ${effective.host}${why}`,
       'validation-failure',
       'RFC 7672 §1.3.1, Postfix smtp_proto.c',
       '4.7.5',

@@ -46,6 +46,8 @@ export type {
   ParsePolicyTableOptions,
 } from './table.js'
 export { parsePolicyTable, protocolAllowed, TLS_PROTOCOL_VERSIONS } from './table.js'
+export type { CipherPolicy } from './ciphers.js'
+export { tlsCipherList } from './ciphers.js'
 export type { LookupPolicyOptions } from './lookup.js'
 export { lookupPolicy, policyLookupKeys } from './lookup.js'
 export type {
