@@ -919,9 +919,17 @@ function quit(socket: Socket | TLSSocket, timeoutMs: number): Promise<void> {
   })
 }
 
-/** One log line for a verdict, in Postfix's words (tls_misc.c tls_log_summary). @public */
-export function summaryLine(outcome: ProbeOutcome, trace: readonly TraceStep[] = []): string {
-  const where = `${outcome.host ?? '?'}[${outcome.address ?? '?'}]:${outcome.port}`
+/**
+ * One log line for a verdict, in Postfix's words (tls_misc.c tls_log_summary). Pass the report's
+ * `destination` so that a failure before any connection names it.
+ * @public
+ */
+export function summaryLine(outcome: ProbeOutcome, trace: readonly TraceStep[] = [], destination?: string): string {
+  // Postfix's host[address]:port; with no connection at all (DNS failed, null MX), the destination.
+  const where =
+    outcome.host === undefined
+      ? (destination ?? 'the destination')
+      : `${outcome.host}${outcome.address !== undefined ? `[${outcome.address}]` : ''}:${outcome.port}`
   const tls = outcome.protocol ? `: ${outcome.protocol}${outcome.cipher ? ` with cipher ${outcome.cipher}` : ''}` : ''
   switch (outcome.status) {
     case 'verified':
