@@ -32,7 +32,7 @@ describe('name matching rules (RFC 7672 §3.2.3, RFC 6125 §6.4)', () => {
     ['xn--bcher-kva.example', 'bücher.example', true, 'IDN reference compared as A-label'],
     ['xn--bcher-kva.example', 'BÜCHER.example', true, 'IDN reference, upper case U-label'],
     ['*.xn--bcher-kva.example', 'mx.bücher.example', true, 'wildcard over an IDN domain'],
-    ['bücher.example', 'bücher.example', true, 'U-label in a CN is converted too'],
+    ['bücher.example', 'bücher.example', false, 'a presented U-label is no name (RFC 5280 §7.2: A-labels in certificates)'],
     ['mx.example.com', '*.example.com', false, 'a reference is never a pattern'],
     ['mx example.com', 'mx example.com', false, 'not a host name'],
     ['', '', false, 'empty names never match'],
