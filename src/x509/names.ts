@@ -59,14 +59,21 @@ function aLabel(label: string): string | undefined {
 }
 
 /**
- * The one name check behind every comparison. `idn`: U-labels are converted to A-labels (reference
- * names, table keys); without it any non-ASCII character makes the name invalid (presented names:
- * RFC 5280 §7.2 and RFC 6125 §6.4.2 put A-labels in certificates). `wildcard`: a `*` is allowed as
- * the entire leftmost label with at least two labels after it (RFC 7672 §3.2.3, RFC 6125 §6.4.3).
+ * The one name check behind every comparison.
+ *
+ * - A reference name (an MX host, a next hop, a `match=` name, a table key): one final dot is the
+ *   same name (RFC 1034 §3.1); U-labels are converted to A-labels; no `*`.
+ * - A presented name (a DNS-ID or CN-ID from a certificate): ASCII only (RFC 5280 §7.2 and RFC 6125
+ *   §6.4.2 put A-labels in certificates); no final dot: OpenSSL's name constraints compare raw bytes,
+ *   so a SAN `mx.victim.test.` escapes `excluded;DNS:victim.test` and must not then match
+ *   `mx.victim.test`; a `*` only as the entire leftmost label with at least two
+ *   labels after it (RFC 7672 §3.2.3, RFC 6125 §6.4.3).
  */
-function dnsName(name: string, idn: boolean, wildcard: boolean): string | undefined {
-  // One final dot is the same name (RFC 1034 §3.1); the bound keeps the work linear and small.
-  const n = name.endsWith('.') ? name.slice(0, -1) : name
+function dnsName(name: string, reference: boolean): string | undefined {
+  const idn = reference
+  const wildcard = !reference
+  // The bound keeps the work linear and small.
+  const n = reference && name.endsWith('.') ? name.slice(0, -1) : name
   if (n.length === 0 || n.length > 2 * MAX_NAME) return undefined
   if (!NON_ASCII.test(n)) {
     if (n.length > MAX_NAME) return undefined
@@ -107,20 +114,21 @@ function dnsName(name: string, idn: boolean, wildcard: boolean): string | undefi
  */
 export function normalizeDnsName(name: string): string | undefined {
   checkString(name, 'a DNS name')
-  return dnsName(name, true, false)
+  return dnsName(name, true)
 }
 
 /**
  * Normalise a presented identifier (a DNS-ID or CN-ID from a certificate) for comparison: ASCII
- * only (RFC 5280 §7.2: IDNs appear as A-labels), one trailing dot removed, lower case, a wildcard
- * only as the entire leftmost label followed by at least two labels. Returns `undefined` for any
+ * only (RFC 5280 §7.2: IDNs appear as A-labels), no final dot (OpenSSL's name constraints would not
+ * have seen the name without it), lower case, a wildcard only as the entire leftmost label followed by
+ * at least two labels. Returns `undefined` for any
  * other string; such a name matches nothing.
  *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` when `name` is not a string.
  */
 export function normalizePresentedName(name: string): string | undefined {
   checkString(name, 'a presented name')
-  return dnsName(name, false, true)
+  return dnsName(name, false)
 }
 
 /**
@@ -207,8 +215,8 @@ function matchOne(presented: string, reference: string, suffix: boolean): boolea
  * Match a certificate's DNS names against reference identifiers (RFC 7672 §3.2.2-3.2.3, RFC 6125).
  *
  * - DNS SANs are used; the subject CN only when the certificate has no DNS SAN.
- * - Comparison is case-insensitive, ignores one trailing dot, and uses A-labels for IDNs: a
- *   reference name's U-labels are converted; a presented name must already be ASCII.
+ * - Comparison is case-insensitive and uses A-labels for IDNs: a reference name's U-labels are
+ *   converted and one final dot ignored; a presented name must already be ASCII, without a final dot.
  * - A wildcard is honoured only as the entire leftmost label and matches exactly one label.
  * - A reference starting with a dot (`.example.com`, Postfix's `match=.domain`) matches any name
  *   below that domain (not the domain itself); a wildcard `*.example.com` certificate matches it.
@@ -238,14 +246,14 @@ export function matchPresentedNames(presented: readonly string[], referenceNames
   checkNameList(referenceNames, 'reference names')
   const normPresented: string[] = []
   for (const p of presented) {
-    const n = dnsName(p, false, true)
+    const n = dnsName(p, false)
     if (n !== undefined) normPresented.push(n)
   }
   if (normPresented.length === 0) return undefined
   for (const ref of referenceNames) {
     const suffix = ref.startsWith('.') && ref.length > 1
     // A reference identifier is a host name, never a pattern: the normaliser rejects '*'.
-    const r = dnsName(suffix ? ref.slice(1) : ref, true, false)
+    const r = dnsName(suffix ? ref.slice(1) : ref, true)
     if (r === undefined) continue
     for (const p of normPresented) if (matchOne(p, r, suffix)) return ref
   }

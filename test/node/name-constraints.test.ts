@@ -28,11 +28,19 @@ function sanDer(names: string[]): string {
   return `subjectAltName=DER:${Buffer.from([0x30, ...len(body.length), ...body]).toString('hex')}`
 }
 
-/** OpenSSL's own verdict on leaf ← ca (the chain check the driver relies on at verify/secure). */
-function opensslAccepts(leaf: Issued): boolean {
+/** A CA whose name constraints exclude victim.test. */
+const excluding = makeCert({
+  key: 'ec256',
+  subject: '/CN=Victim Excluded CA',
+  ca: true,
+  ext: ['nameConstraints=critical,excluded;DNS:victim.test'],
+})
+
+/** OpenSSL's own verdict on leaf ← issuer (the chain check the driver relies on at verify/secure). */
+function opensslAccepts(leaf: Issued, issuer = ca): boolean {
   const { dir, done } = tempDir()
   try {
-    writeFileSync(join(dir, 'ca.pem'), ca.pem)
+    writeFileSync(join(dir, 'ca.pem'), issuer.pem)
     writeFileSync(join(dir, 'leaf.pem'), leaf.pem)
     openssl(['verify', '-CAfile', join(dir, 'ca.pem'), join(dir, 'leaf.pem')])
     return true
@@ -58,6 +66,7 @@ const hostile: Array<[string, Issued]> = [
   ['CN ＭＸ.victim.test (full-width letters)', makeCert({ key: 'ec256', subject: '/CN=ＭＸ.victim.test', issuer: ca, utf8: true })],
 ]
 const good = makeCert({ key: 'ec256', subject: '/CN=x', dns: ['mx.attacker.test'], issuer: ca })
+const idn = makeCert({ key: 'ec256', subject: '/CN=x', dns: ['xn--bcher-kva.attacker.test'], issuer: ca })
 
 const servers: TestSmtpServer[] = []
 let dns: Awaited<ReturnType<typeof startDnsServer>>
@@ -68,6 +77,7 @@ before(async () => {
       records: [
         ['mx.victim.test', 'A', '127.0.0.1'],
         ['mx.attacker.test', 'A', '127.0.0.1'],
+        ['xn--bcher-kva.attacker.test', 'A', '127.0.0.1'],
       ],
     }),
   )
@@ -82,8 +92,8 @@ after(async () => {
   for (const s of servers) await s.close()
   await dns.close()
 })
-async function serve(leaf: Issued): Promise<number> {
-  const s = await startSmtpServer({ certPem: leaf.pem + ca.pem, keyPem: leaf.keyPem })
+async function serve(leaf: Issued, issuer = ca): Promise<number> {
+  const s = await startSmtpServer({ certPem: leaf.pem + issuer.pem, keyPem: leaf.keyPem })
   servers.push(s)
   return s.port
 }
@@ -96,6 +106,31 @@ describe('connect() with a name-constrained CA and hostile names (issue 10 §2)'
       const c = await connect(`[mx.attacker.test]:${port}`, { ...base, level })
       c.socket.destroy()
       assert.equal(c.outcome.status, 'verified', level)
+    }
+  })
+  it('an IDN destination [bücher.attacker.test] is looked up and matched as its A-label: verified', async () => {
+    const port = await serve(idn)
+    for (const level of ['verify', 'secure'] as const) {
+      const c = await connect(`[bücher.attacker.test]:${port}`, { ...base, level })
+      c.socket.destroy()
+      assert.equal(c.outcome.status, 'verified', level)
+    }
+  })
+  it('SAN mx.victim.test. from a CA excluding victim.test: OpenSSL accepts the chain; verify and secure defer 4.7.5', async () => {
+    const leaf = makeCert({ key: 'ec256', subject: '/CN=x', dns: ['mx.victim.test.'], issuer: excluding })
+    assert.ok(opensslAccepts(leaf, excluding), 'OpenSSL must accept the chain, or the test proves nothing')
+    const port = await serve(leaf, excluding)
+    for (const level of ['verify', 'secure'] as const) {
+      const e = await connect(`[mx.victim.test]:${port}`, { ...base, ca: excluding.pem, level }).then(
+        (c) => {
+          c.socket.destroy()
+          return assert.fail(`${level}: ${c.outcome.status}`)
+        },
+        (err: unknown) => err,
+      )
+      assert.ok(e instanceof SmtpTlsConnectError, String(e))
+      assert.equal(e.enhancedStatus, '4.7.5', level)
+      assert.equal(e.attempts[0]!.verdict?.error?.code, 'ERR_PKIX_NAME_MISMATCH', level)
     }
   })
   for (const [what, leaf] of hostile) {

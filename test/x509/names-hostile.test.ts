@@ -110,6 +110,8 @@ describe('valid names: LDH labels, lengths, wildcards, U-labels label by label',
   })
   it('wildcards only as the entire leftmost label of a presented name, with two labels after it', () => {
     assert.equal(normalizePresentedName('*.Example.COM'), '*.example.com')
+    assert.equal(normalizePresentedName('mx.example.com.'), undefined, 'no final dot in a presented name')
+    assert.equal(normalizePresentedName('*.example.com.'), undefined, 'no final dot in a presented name')
     for (const s of ['*.com', '*', 'a*.example.com', '*a.example.com', 'a.*.example.com', '*.*.example.com', '**.example.com']) {
       assert.equal(normalizePresentedName(s), undefined, s)
     }
