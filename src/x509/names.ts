@@ -24,8 +24,8 @@ const LDH_LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/
 const LDH_NAME = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/
 /** `*.example.com`: a wildcard as the entire leftmost label with at least two labels after it (no `*.com`). */
 const WILDCARD_NAME = /^\*(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?){2,}$/
-/** Characters a name may hold before U-label conversion: ASCII LDH, `_`, `.`, `*`, and non-ASCII letters, marks, digits. */
-const NAME_CHARS = /^[a-zA-Z0-9_.*\-\p{L}\p{M}\p{Nd}]*$/u
+/** Characters a name may hold before U-label conversion: ASCII LDH, `_`, `.`, and non-ASCII letters, marks, digits. */
+const NAME_CHARS = /^[a-zA-Z0-9_.\-\p{L}\p{M}\p{Nd}]*$/u
 /** A U-label after lower-casing and NFC: letters, marks, decimal digits, hyphens; not starting with a mark (RFC 5891 §5.4). */
 const U_LABEL = /^[\p{L}\p{Nd}0-9-][\p{L}\p{M}\p{Nd}0-9-]*$/u
 const NON_ASCII = /[^\x00-\x7f]/
@@ -40,12 +40,18 @@ function ldhLabel(label: string): boolean {
   return label.length <= MAX_LABEL && LDH_LABEL.test(label)
 }
 
+function asciiCount(s: string): number {
+  let n = 0
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x80) n++
+  return n
+}
+
 /**
  * A label holding non-ASCII characters as an A-label (RFC 5891 §4.4: NFC, then Punycode with the
  * `xn--` prefix), or undefined when it cannot be a U-label: a character that is not a letter, mark
  * or digit, a compatibility character (one NFKC would change: full-width letters and the like,
  * RFC 5892 §2.7), a leading mark, a hyphen at either end or in positions 3-4 (RFC 5891 §4.2.3.1),
- * or a label that maps to plain ASCII (`K`, the Kelvin sign, to `k`): only a genuine U-label
+ * or a character that maps to ASCII (`K`, the Kelvin sign, to `k`): only a genuine U-label
  * becomes an A-label.
  */
 function aLabel(label: string): string | undefined {
@@ -53,6 +59,8 @@ function aLabel(label: string): string | undefined {
   if (label.length > 2 * MAX_LABEL) return undefined
   const u = label.toLowerCase().normalize('NFC')
   if (!NON_ASCII.test(u) || u.normalize('NFKC') !== u || !U_LABEL.test(u)) return undefined
+  // No character may become ASCII on the way (the Kelvin sign in `Kä` would become `k`).
+  if (asciiCount(u) > asciiCount(label)) return undefined
   if (u.startsWith('-') || u.endsWith('-') || u.slice(2, 4) === '--') return undefined
   const a = 'xn--' + punycodeEncode(u)
   return a.length <= MAX_LABEL ? a : undefined
@@ -70,8 +78,6 @@ function aLabel(label: string): string | undefined {
  *   labels after it (RFC 7672 §3.2.3, RFC 6125 §6.4.3).
  */
 function dnsName(name: string, reference: boolean): string | undefined {
-  const idn = reference
-  const wildcard = !reference
   // The bound keeps the work linear and small.
   const n = reference && name.endsWith('.') ? name.slice(0, -1) : name
   if (n.length === 0 || n.length > 2 * MAX_NAME) return undefined
@@ -79,25 +85,19 @@ function dnsName(name: string, reference: boolean): string | undefined {
     if (n.length > MAX_NAME) return undefined
     // The common case: one regular expression, no per-label allocation (hot path of every verdict).
     const lower = n.toLowerCase()
-    return LDH_NAME.test(lower) || (wildcard && WILDCARD_NAME.test(lower)) ? lower : undefined
+    return LDH_NAME.test(lower) || (!reference && WILDCARD_NAME.test(lower)) ? lower : undefined
   }
   // RFC 5891 §5.3-5.4: reject every character that cannot be in a host name before any conversion,
   // so that no delimiter (`/ ? # \ @ : % [ ]`, space, control, NUL) ever reaches a conversion step.
-  if (!idn || !NAME_CHARS.test(n)) return undefined
+  // Presented names never get here: a certificate holds A-labels (RFC 5280 §7.2).
+  if (!reference || !NAME_CHARS.test(n)) return undefined
   const labels = n.split('.')
   for (let i = 0; i < labels.length; i++) {
     const l = labels[i]!
-    if (NON_ASCII.test(l)) {
-      const a = aLabel(l)
-      if (a === undefined) return undefined
-      labels[i] = a
-    } else {
-      const lower = l.toLowerCase()
-      if (!ldhLabel(lower) && !(wildcard && i === 0 && lower === '*')) return undefined
-      labels[i] = lower
-    }
+    const a = NON_ASCII.test(l) ? aLabel(l) : l.toLowerCase()
+    if (a === undefined || !ldhLabel(a)) return undefined
+    labels[i] = a
   }
-  if (wildcard && labels[0] === '*' && labels.length < 3) return undefined
   const out = labels.join('.')
   return out.length <= MAX_NAME ? out : undefined
 }
@@ -121,8 +121,7 @@ export function normalizeDnsName(name: string): string | undefined {
  * Normalise a presented identifier (a DNS-ID or CN-ID from a certificate) for comparison: ASCII
  * only (RFC 5280 §7.2: IDNs appear as A-labels), no final dot (OpenSSL's name constraints would not
  * have seen the name without it), lower case, a wildcard only as the entire leftmost label followed by
- * at least two labels. Returns `undefined` for any
- * other string; such a name matches nothing.
+ * at least two labels. Returns `undefined` for any other string; such a name matches nothing.
  *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` when `name` is not a string.
  */

@@ -128,6 +128,7 @@ describe('valid names: LDH labels, lengths, wildcards, U-labels label by label',
     for (const s of [
       'ＭＸ.victim.test',
       '\u212a.victim.test' /* Kelvin sign → k */,
+      '\u212aä.victim.test' /* Kelvin sign next to a real U-label */,
       'ﬁ.example' /* ligature */,
       'mx\u3002victim.test',
       'a\u0301\u0000.example',
