@@ -8,6 +8,7 @@ import { SmtpTlsError } from '../errors.js'
 import type { CnameLink, DestinationFacts, DnsAnswer, DnsFailure, HostAddress, MxHostFacts, TlsaFacts } from '../dns/types.js'
 import type { TlsaRecord } from '../tlsa/types.js'
 import { createResolver, type Resolver } from './resolver/resolver.js'
+import { normalizeDnsName } from '../x509/names.js'
 import { normaliseName } from './resolver/wire.js'
 
 /** Options of {@link discoverDestination}. @public */
@@ -72,9 +73,22 @@ function parseDestination(destination: string): { domain: string; mxLookup: bool
     const inner = (bracket[1] as string).replace(/^ipv6:/i, '')
     const fam = isIP(inner)
     if (fam !== 0) return { domain: inner.toLowerCase(), mxLookup: false, literal: { address: inner.toLowerCase(), family: fam as 4 | 6 } }
-    return { domain: normaliseName(inner), mxLookup: false }
+    return { domain: destinationName(inner), mxLookup: false }
   }
-  return { domain: normaliseName(d), mxLookup: true }
+  return { domain: destinationName(d), mxLookup: true }
+}
+
+/**
+ * A destination domain for DNS queries: an IDN's U-labels as A-labels (RFC 5891 §4, the same name check
+ * as every other name, x509/names.ts), then the query-name check; anything else is ERR_INVALID_ARGUMENT.
+ */
+function destinationName(name: string): string {
+  if (/[^\x00-\x7f]/.test(name)) {
+    const a = normalizeDnsName(name)
+    if (a === undefined) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `invalid destination ${JSON.stringify(name)}: not a DNS name`)
+    return normaliseName(a)
+  }
+  return normaliseName(name)
 }
 
 interface HostContext {

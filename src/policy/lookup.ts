@@ -1,5 +1,6 @@
 /** Policy table lookup by next-hop destination (postconf(5) `smtp_tls_policy_maps`). */
 import { SmtpTlsError } from '../errors.js'
+import { normalizePolicyKey } from './names.js'
 import { isValidHostname, type PolicyTable, type TlsPolicy } from './table.js'
 
 /** Options of {@link lookupPolicy}. @public */
@@ -24,6 +25,8 @@ export function policyLookupKeys(nexthop: string, opts: LookupPolicyOptions = {}
   if (m && Number(m[2]) === defaultPort) key = m[1]!
   // A trailing dot on a bare domain is the same name.
   if (!key.startsWith('[') && key.endsWith('.') && key.length > 1) key = key.slice(0, -1)
+  // The same name check as the table keys: U-labels as A-labels, nothing cut (x509/names.ts).
+  key = normalizePolicyKey(key)
   const keys = [key]
   // Only one lookup for [nexthop], [nexthop]:port, nexthop:port and anything not a host name.
   if (!isValidHostname(key)) return keys

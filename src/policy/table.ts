@@ -11,6 +11,7 @@
 import { SmtpTlsError } from '../errors.js'
 import { hexValue } from '../tlsa/hex.js'
 import { isSecurityLevel, mustPkix, type SecurityLevel } from './levels.js'
+import { normalizeMatchName, normalizePolicyKey } from './names.js'
 
 /** TLS protocol versions Postfix knows (`tls_protocol_mask`). @public */
 export type TlsProtocolVersion = 'SSLv2' | 'SSLv3' | 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3'
@@ -307,6 +308,11 @@ function checkPinSyntax(pin: string, at: number): void {
     throw new Defect(`malformed fingerprint "${pin}": ${octets} octets is no supported digest length`, at)
 }
 
+/** A `match=` name that is no valid DNS name can never match (x509/names.ts): a defect, never silently dropped. */
+function invalidMatchName(name: string, at: number): never {
+  throw new Defect(`"match=${name}" is neither hostname, nexthop, dot-nexthop nor a valid DNS name`, at)
+}
+
 /** Parse a policy value (`level attr=value …`) into a policy. `warn` receives Postfix warnings. */
 function parseValue(value: string, base: number, warn: (message: string, offset: number) => void): TlsPolicy {
   const toks = tokenize(value, base)
@@ -367,7 +373,7 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
             ...v
               .split(':')
               .filter((x) => x.length > 0)
-              .map((x) => x.toLowerCase()),
+              .map((x) => normalizeMatchName(x) ?? invalidMatchName(x, valueOffset)),
           )
         } else {
           throw new Defect(`attribute "match" invalid at security level "${level}"`, at)
@@ -527,7 +533,7 @@ export function parsePolicyTable(text: string, opts: ParsePolicyTableOptions = {
   for (const lg of logical) {
     const m = /^(\S+)(\s*)/.exec(lg.text)!
     const keyRaw = m[1]!
-    const key = keyRaw.toLowerCase()
+    const key = normalizePolicyKey(keyRaw)
     const valueStart = m[0].length
     const where = position(lg.segments, 0)
     let policy: TlsPolicy

@@ -7,7 +7,7 @@ import { SmtpTlsError } from '../errors.js'
 import { bytesEqual } from '../tlsa/hex.js'
 import type { CertView } from './certificate.js'
 import { EKU_SERVER_AUTH, KU } from './extensions.js'
-import { normalizeDnsName } from './names.js'
+import { normalizePresentedName } from './names.js'
 import { verifySignature } from './signature.js'
 
 /**
@@ -185,10 +185,14 @@ function checkNameConstraints(
   if (nc.otherForms.length > 0) {
     return `${where(depth)} has name constraints of forms this library does not check (${[...new Set(nc.otherForms)].join(', ')})`
   }
-  const names = leaf.dnsNames().map((x) => normalizeDnsName(x) ?? x.toLowerCase())
-  for (const name of names) {
+  for (const raw of leaf.dnsNames()) {
+    // The form the name check compares (names.ts, the same function), or for a name that is no valid
+    // DNS name (it matches nothing) its raw lower-case bytes, as OpenSSL compares them.
+    const raws = raw.toLowerCase()
+    const name = normalizePresentedName(raw) ?? raws
     for (const ex of nc.excludedDns) {
-      if (withinSubtree(name, ex)) return `leaf name ${name} is excluded by the name constraints of the ${where(depth)}`
+      if (withinSubtree(name, ex) || withinSubtree(raws, ex))
+        return `leaf name ${name} is excluded by the name constraints of the ${where(depth)}`
     }
     if (nc.permittedDns.length > 0 && !nc.permittedDns.some((p) => withinSubtree(name, p))) {
       return `leaf name ${name} is outside the permitted name constraints of the ${where(depth)}`

@@ -31,6 +31,8 @@ export interface CertOptions {
   /** extra -addext values */
   ext?: string[]
   keyUsage?: string
+  /** the subject is UTF-8 (openssl req -utf8), for non-ASCII attribute values */
+  utf8?: boolean
 }
 
 const keyArgs: Record<KeyType, string[]> = {
@@ -74,6 +76,7 @@ export function makeCert(o: CertOptions = {}): Issued {
         cert,
         '-subj',
         subject,
+        ...(o.utf8 ? ['-utf8'] : []),
         '-days',
         days,
         '-extensions',
@@ -94,6 +97,7 @@ export function makeCert(o: CertOptions = {}): Issued {
         csr,
         '-subj',
         subject,
+        ...(o.utf8 ? ['-utf8'] : []),
         '-config',
         cfgWithReq(cfg),
       ])
