@@ -1,4 +1,5 @@
 // smtp-server (npm) on 127.0.0.1 as a STARTTLS peer for driver tests and the demo.
+import { createSecureContext, type SecureContext } from 'node:tls'
 import { SMTPServer } from 'smtp-server'
 
 export interface TestSmtpServer {
@@ -13,8 +14,16 @@ export async function startSmtpServer(o: {
   name?: string
   /** every command line the server reads (smtp-server's debug log 'C:'), e.g. to see that QUIT was sent */
   onCommand?: (line: string) => void
+  /** every SNI name a ClientHello carried (not called when the client sent none) */
+  onServername?: (name: string) => void
+  /** a certificate per SNI name (lower case); any other name, or none, gets `certPem`/`keyPem` */
+  sni?: Record<string, { certPem: string; keyPem: string }>
 }): Promise<TestSmtpServer> {
   const onCommand = o.onCommand
+  const onServername = o.onServername
+  const sniContexts = new Map<string, SecureContext>(
+    Object.entries(o.sni ?? {}).map(([name, c]) => [name.toLowerCase(), createSecureContext({ cert: c.certPem, key: c.keyPem })]),
+  )
   const quiet = () => undefined
   const logger = onCommand
     ? {
@@ -36,6 +45,15 @@ export async function startSmtpServer(o: {
     authOptional: true,
     disabledCommands: ['AUTH'],
     logger,
+    ...(onServername || sniContexts.size > 0
+      ? {
+          // smtp-server hands the (lower-cased) name to this callback; undefined means its default certificate
+          SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => {
+            onServername?.(name)
+            cb(null, sniContexts.get(name.toLowerCase()))
+          },
+        }
+      : {}),
     onData(stream, _session, cb) {
       stream.resume()
       stream.on('end', () => cb())

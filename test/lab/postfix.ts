@@ -194,8 +194,11 @@ export function posttlsFinger(destination: string, o: FingerOptions): FingerResu
         },
       )
     : spawnSync('posttls-finger', args, { env, encoding: 'utf8', timeout: 60_000 })
-  const output = (r.stdout ?? '') + (r.stderr ?? '')
-  const res: FingerResult = { status: r.status, output, starttlsOffered: /< 250[- ]STARTTLS\b/i.test(output) }
+  return fingerResult(r.status, (r.stdout ?? '') + (r.stderr ?? ''))
+}
+
+function fingerResult(status: number | null, output: string): FingerResult {
+  const res: FingerResult = { status, output, starttlsOffered: /< 250[- ]STARTTLS\b/i.test(output) }
   const t = /\b(Verified|Trusted|Untrusted|Anonymous) TLS connection established/.exec(output)
   if (t) res.trust = t[1] as NonNullable<FingerResult['trust']>
   const f = /[ ,]fingerprint=([0-9A-F:]+)/.exec(output)
@@ -203,4 +206,33 @@ export function posttlsFinger(destination: string, o: FingerOptions): FingerResu
   const p = /pkey_fingerprint=([0-9A-F:]+)/.exec(output)
   if (p) res.pkeyFingerprint = p[1]!
   return res
+}
+
+/**
+ * {@link posttlsFinger} without blocking the event loop, for servers that run in this process
+ * (test/lab/sserver.ts's STARTTLS front). Killed after 60 s.
+ */
+export function posttlsFingerAsync(destination: string, o: FingerOptions): Promise<FingerResult> {
+  const args = ['-t', '10', '-T', '10', '-l', o.level ?? 'may', ...(o.args ?? []), destination, ...(o.match ?? [])]
+  const env = { ...process.env, MAIL_CONFIG: o.configDir }
+  const child = o.resolvConf
+    ? spawn('unshare', ['--mount', 'sh', '-c', `mount --bind "$0" /etc/resolv.conf && exec posttls-finger "$@"`, o.resolvConf, ...args], {
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+    : spawn('posttls-finger', args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()))
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  return new Promise((resolve) => {
+    child.on('error', (e) => {
+      clearTimeout(timer)
+      resolve(fingerResult(null, `${output}${e.message}`))
+    })
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      resolve(fingerResult(code, output))
+    })
+  })
 }
