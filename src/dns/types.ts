@@ -42,6 +42,17 @@ export interface DnsRecordData {
  */
 export type DnsStatus = 'secure' | 'insecure' | 'nxdomain' | 'nodata' | 'bogus' | 'error'
 
+/**
+ * A record of the asked type that arrived intact but cannot be decoded, so it is left out of `records`
+ * (RFC 6698 §2.1: TLSA RDATA of 3 octets or fewer). Unusable, never a reason to reject the whole answer. @public
+ */
+export interface UndecodableRecord {
+  /** The RDATA as lower-case hex (empty for zero octets). */
+  rdata: string
+  /** Why it was set aside, for operators: e.g. `TLSA RDATA of 3 octets (030101): no certificate association data (RFC 6698 §2.1), record unusable`. */
+  reason: string
+}
+
 /** A failure as plain data (the `SmtpTlsError` it came from, minus the stack). @public */
 export interface DnsFailure {
   code: ErrorCode
@@ -84,6 +95,8 @@ export interface DnsAnswer<T extends DnsRecordType = DnsRecordType> {
   extendedErrors?: { code: number; text: string }[]
   /** `true` when served from the resolver's cache. */
   fromCache?: boolean
+  /** Records of `type` at `canonicalName` that could not be decoded (see {@link UndecodableRecord}); they still make the RRset non-empty. */
+  undecodable?: UndecodableRecord[]
 }
 
 /** A host address. @public */
@@ -118,6 +131,12 @@ export interface TlsaFacts {
   /** CNAME links followed at the TLSA qname (they do not change the base domain, RFC 7672 §2.2.3). */
   cnames: CnameLink[]
   ttl: number
+  /**
+   * Records of the RRset that could not be decoded (TLSA RDATA of 3 octets or fewer, RFC 6698 §2.1), each with its
+   * reason. They are unusable and left out of `records`; the others are used (Postfix, RFC 6698 §4.1). A secure RRset
+   * holding only such records is "secure, non-empty, all unusable" (RFC 7672 §2.2).
+   */
+  undecodable?: UndecodableRecord[]
   error?: DnsFailure
 }
 

@@ -36,5 +36,6 @@ export type {
   MxRecord,
   TlsaFacts,
   TlsaLookupStatus,
+  UndecodableRecord,
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'

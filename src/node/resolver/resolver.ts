@@ -278,14 +278,18 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
         }
       }
       const records = parsed.answers.filter((a) => a.type === type && a.name === current)
+      const undecodable = parsed.undecodable.filter((a) => a.type === type && a.name === current)
       const base = { name, type, secure, cnames, canonicalName: current, rcode: parsed.rcode, server: where }
       const withReason = (a: DnsAnswer<T>): DnsAnswer<T> => {
         if (!secure && insecureReason !== undefined) a.insecureReason = insecureReason
         return a
       }
-      if (records.length > 0) {
-        for (const r of records) ttl = Math.min(ttl, r.ttl)
-        return withReason({ ...base, status: secure ? 'secure' : 'insecure', records: records.map((r) => r.data as DnsRecordData[T]), ttl })
+      if (records.length > 0 || undecodable.length > 0) {
+        // An RRset whose records are all undecodable is still there (not NODATA): the caller decides they are unusable.
+        for (const r of [...records, ...undecodable]) ttl = Math.min(ttl, r.ttl)
+        const a: DnsAnswer<T> = { ...base, status: secure ? 'secure' : 'insecure', records: records.map((r) => r.data as DnsRecordData[T]), ttl }
+        if (undecodable.length > 0) a.undecodable = undecodable.map((u) => u.record)
+        return withReason(a)
       }
       // RFC 7672 §2.1.3: a CNAME without the target's data (no SOA proving NODATA): repeat the query at the target.
       if (parsed.rcode === 'NOERROR' && added > 0 && parsed.negativeTtl === undefined) continue
