@@ -8,7 +8,7 @@
  *
  * @packageDocumentation
  */
-import type { ErrorCode } from '../errors.js'
+import type { ErrorCode, TlsRptResultType } from '../errors.js'
 import type { TlsaRecord } from '../tlsa/types.js'
 
 /** Record types the resolver decodes. @public */
@@ -59,6 +59,8 @@ export interface DnsFailure {
   message: string
   temporary: boolean
   enhancedStatus?: string
+  /** RFC 8460 result type, when the failure is reported in TLS-RPT (`dnssec-invalid` for SERVFAIL and bogus). */
+  tlsrpt?: TlsRptResultType
 }
 
 /** One link of a CNAME chain (RFC 1034 §3.6.2). Names are lower case without a trailing dot. @public */
@@ -91,7 +93,10 @@ export interface DnsAnswer<T extends DnsRecordType = DnsRecordType> {
   server?: string
   /** For `bogus` and `error`. */
   error?: DnsFailure
-  /** RFC 8914 Extended DNS Errors the resolver attached, e.g. `{ code: 7, text: 'Signature Expired' }`. */
+  /**
+   * RFC 8914 Extended DNS Errors the resolver attached: the INFO-CODE and the server's EXTRA-TEXT as sent
+   * (free text, e.g. `{ code: 7, text: '6GJV' }`). `formatExtendedError` prints `EDE 7 (Signature Expired): "6GJV"`.
+   */
   extendedErrors?: { code: number; text: string }[]
   /** `true` when served from the resolver's cache. */
   fromCache?: boolean

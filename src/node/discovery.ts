@@ -43,6 +43,7 @@ function answerFailure(a: DnsAnswer, enhancedStatus: string, what: string): DnsF
     temporary: true,
     enhancedStatus,
   }
+  if (a.error?.tlsrpt !== undefined) f.tlsrpt = a.error.tlsrpt
   return f
 }
 

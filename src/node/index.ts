@@ -1,5 +1,5 @@
 /**
- * smtp-tls-policy/node: the Node I/O adapters (DNS resolver, connection driver, MTA-STS fetcher).
+ * smtp-tls-policy/node: the Node I/O adapters (DNSSEC-aware resolver, destination discovery, connection driver and probe).
  * They gather facts, hand them to the pure core and carry out its decision.
  *
  * @packageDocumentation
@@ -7,7 +7,15 @@
 export { SmtpTlsError, isSmtpTlsError } from '../errors.js'
 export type { ErrorCode } from '../errors.js'
 export { readCertificateFile } from './files.js'
-export { createResolver, formatDnsServer, isLoopbackAddress, parseDnsServer, parseResolvConf } from './resolver/index.js'
+export {
+  createResolver,
+  extendedErrorName,
+  formatDnsServer,
+  formatExtendedError,
+  isLoopbackAddress,
+  parseDnsServer,
+  parseResolvConf,
+} from './resolver/index.js'
 export type {
   DnsServer,
   LookupOptions,
