@@ -91,7 +91,11 @@ export interface DnsAnswer<T extends DnsRecordType = DnsRecordType> {
   insecureReason?: string
   /** The server (`address:port`) that gave the final response. */
   server?: string
-  /** For `bogus` and `error`. */
+  /**
+   * For `bogus` and `error`. A `bogus` answer's code is `ERR_DNS_BOGUS` when the resolver attached a DNSSEC
+   * EDE (RFC 8914 codes 5-12) and `ERR_DNS_SERVFAIL` when it did not, for the same failure; rely instead on
+   * what both carry: `temporary: true`, `enhancedStatus: '4.4.3'`, `tlsrpt: 'dnssec-invalid'`.
+   */
   error?: DnsFailure
   /**
    * RFC 8914 Extended DNS Errors the resolver attached: the INFO-CODE and the server's EXTRA-TEXT as sent
