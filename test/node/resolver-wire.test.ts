@@ -201,14 +201,14 @@ describe('DNS wire: hostile responses through the resolver', () => {
     ],
   ]
   for (const [why, raw] of rows) {
-    it(`${why}: a coded lookup failure, quickly`, async () => {
+    // The per-try timeout (10 min) outlasts the test's own bound: the lookup can only end because the
+    // malformed answer ended it, never because a timer ran out (no wall-clock assertion needed).
+    it(`${why}: a coded lookup failure, not waited out`, { timeout: 60_000 }, async () => {
       const s = await startDnsServer((q) => ({ ad: true, answers: [{ name: q.name, type: 'A', data: '127.0.0.1' }], raw }))
       try {
-        const t0 = Date.now()
-        const a = await createResolver({ servers: [s.server], timeoutMs: 2000, attempts: 2 }).lookup('hostile.test', 'A')
+        const a = await createResolver({ servers: [s.server], timeoutMs: 600_000, attempts: 2 }).lookup('hostile.test', 'A')
         assert.equal(a.status, 'error')
         assert.equal(a.error?.code, 'ERR_DNS_MALFORMED')
-        assert.ok(Date.now() - t0 < 1500, 'a malformed answer must not be waited out')
         assert.equal(s.queries.length, 1, 'a server that sent garbage is not asked again')
       } finally {
         await s.close()
