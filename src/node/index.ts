@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 export { SmtpTlsError, isSmtpTlsError } from '../errors.js'
-export type { ErrorCode } from '../errors.js'
+export type { ErrorCode, TlsRptResultType } from '../errors.js'
 export { readCertificateFile } from './files.js'
 export {
   createResolver,

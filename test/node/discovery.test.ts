@@ -408,7 +408,10 @@ describe('discovery: per host (RFC 7672 §2.2.2, §2.2.3)', () => {
     const s = await startDnsServer((q) => {
       if (q.type !== 'TLSA') return zone({ records: signed })(q)
       // a 3-octet TLSA RR re-framed as 2 octets: RDLENGTH 3 → 2 and the last octet cut
-      const full = { ad: true, answers: [{ name: q.name, type: 'TLSA', data: { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.alloc(0) } }] }
+      const full = {
+        ad: true,
+        answers: [{ name: q.name, type: 'TLSA', data: { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.alloc(0) } }],
+      }
       return {
         ...full,
         raw: (qq, encoded) => {
