@@ -42,4 +42,23 @@ export default tseslint.config(
       ],
     },
   },
+  // Layers inside the core (DESIGN.md §5): x509 sits below tlsa, dane, pin and policy and imports none of them;
+  // a helper two areas share lives in a neutral module (src/bytes.ts). Repeats ioPaths: a later block replaces the rule.
+  {
+    files: ['src/x509/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: ioPaths,
+          patterns: [
+            {
+              group: ['../tlsa/*', '../dane/*', '../pin/*', '../policy/*', '../smtp/*', '../node/*', '../cli/*'],
+              message: 'src/x509 is the lowest area of the core: move what you need to src/bytes.ts (DESIGN.md §5).',
+            },
+          ],
+        },
+      ],
+    },
+  },
 )

@@ -1,6 +1,6 @@
 /** DANE verification of a peer chain against a TLSA RRset (RFC 6698 §2.1, RFC 7671 §5, RFC 7672 §3). */
 import { SmtpTlsError } from '../errors.js'
-import { bytesEqual, toHex } from '../tlsa/hex.js'
+import { bytesEqual, toHex } from '../bytes.js'
 import type { TlsaDigest, TlsaRecord } from '../tlsa/types.js'
 import { checkTlsaUsability, type DaneProfile } from '../tlsa/usability.js'
 import { CertView } from '../x509/certificate.js'

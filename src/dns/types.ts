@@ -8,7 +8,7 @@
  *
  * @packageDocumentation
  */
-import type { ErrorCode } from '../errors.js'
+import type { ErrorCode, TlsRptResultType } from '../errors.js'
 import type { TlsaRecord } from '../tlsa/types.js'
 
 /** Record types the resolver decodes. @public */
@@ -42,12 +42,25 @@ export interface DnsRecordData {
  */
 export type DnsStatus = 'secure' | 'insecure' | 'nxdomain' | 'nodata' | 'bogus' | 'error'
 
+/**
+ * A record of the asked type that arrived intact but cannot be decoded, so it is left out of `records`
+ * (RFC 6698 §2.1: TLSA RDATA of 3 octets or fewer). Unusable, never a reason to reject the whole answer. @public
+ */
+export interface UndecodableRecord {
+  /** The RDATA as lower-case hex (empty for zero octets). */
+  rdata: string
+  /** Why it was set aside, for operators: e.g. `TLSA RDATA of 3 octets (030101): no certificate association data (RFC 6698 §2.1), record unusable`. */
+  reason: string
+}
+
 /** A failure as plain data (the `SmtpTlsError` it came from, minus the stack). @public */
 export interface DnsFailure {
   code: ErrorCode
   message: string
   temporary: boolean
   enhancedStatus?: string
+  /** RFC 8460 result type, when the failure is reported in TLS-RPT (`dnssec-invalid` for SERVFAIL and bogus). */
+  tlsrpt?: TlsRptResultType
 }
 
 /** One link of a CNAME chain (RFC 1034 §3.6.2). Names are lower case without a trailing dot. @public */
@@ -78,12 +91,21 @@ export interface DnsAnswer<T extends DnsRecordType = DnsRecordType> {
   insecureReason?: string
   /** The server (`address:port`) that gave the final response. */
   server?: string
-  /** For `bogus` and `error`. */
+  /**
+   * For `bogus` and `error`. A `bogus` answer's code is `ERR_DNS_BOGUS` when the resolver attached a DNSSEC
+   * EDE (RFC 8914 codes 5-12) and `ERR_DNS_SERVFAIL` when it did not, for the same failure; rely instead on
+   * what both carry: `temporary: true`, `enhancedStatus: '4.4.3'`, `tlsrpt: 'dnssec-invalid'`.
+   */
   error?: DnsFailure
-  /** RFC 8914 Extended DNS Errors the resolver attached, e.g. `{ code: 7, text: 'Signature Expired' }`. */
+  /**
+   * RFC 8914 Extended DNS Errors the resolver attached: the INFO-CODE and the server's EXTRA-TEXT as sent
+   * (free text, e.g. `{ code: 7, text: '6GJV' }`). `formatExtendedError` prints `EDE 7 (Signature Expired): "6GJV"`.
+   */
   extendedErrors?: { code: number; text: string }[]
   /** `true` when served from the resolver's cache. */
   fromCache?: boolean
+  /** Records of `type` at `canonicalName` that could not be decoded (see {@link UndecodableRecord}); they still make the RRset non-empty. */
+  undecodable?: UndecodableRecord[]
 }
 
 /** A host address. @public */
@@ -118,6 +140,12 @@ export interface TlsaFacts {
   /** CNAME links followed at the TLSA qname (they do not change the base domain, RFC 7672 §2.2.3). */
   cnames: CnameLink[]
   ttl: number
+  /**
+   * Records of the RRset that could not be decoded (TLSA RDATA of 3 octets or fewer, RFC 6698 §2.1), each with its
+   * reason. They are unusable and left out of `records`; the others are used (Postfix, RFC 6698 §4.1). A secure RRset
+   * holding only such records is "secure, non-empty, all unusable" (RFC 7672 §2.2).
+   */
+  undecodable?: UndecodableRecord[]
   error?: DnsFailure
 }
 

@@ -44,6 +44,7 @@ function answerFailure(a: DnsAnswer, enhancedStatus: string, what: string): DnsF
     temporary: true,
     enhancedStatus,
   }
+  if (a.error?.tlsrpt !== undefined) f.tlsrpt = a.error.tlsrpt
   return f
 }
 
@@ -204,6 +205,7 @@ async function examineHost(host: string, preference: number, ctx: HostContext): 
   tlsa.cnames = shown.answer.cnames
   tlsa.ttl = shown.answer.ttl
   tlsa.records = shown.answer.records as TlsaRecord[]
+  if (shown.answer.undecodable !== undefined) tlsa.undecodable = shown.answer.undecodable // RFC 6698 §2.1: unusable, the rest is used
   if (shown.answer.status === 'secure' || shown.answer.status === 'insecure') tlsa.status = shown.answer.status
   else tlsa.status = tried.every((t) => t.answer.secure) ? 'secure-denial' : 'insecure'
   facts.usable = true

@@ -1,13 +1,21 @@
 /**
- * smtp-tls-policy/node: the Node I/O adapters (DNS resolver, connection driver, MTA-STS fetcher).
+ * smtp-tls-policy/node: the Node I/O adapters (DNSSEC-aware resolver, destination discovery, connection driver and probe).
  * They gather facts, hand them to the pure core and carry out its decision.
  *
  * @packageDocumentation
  */
 export { SmtpTlsError, isSmtpTlsError } from '../errors.js'
-export type { ErrorCode } from '../errors.js'
+export type { ErrorCode, TlsRptResultType } from '../errors.js'
 export { readCertificateFile } from './files.js'
-export { createResolver, formatDnsServer, isLoopbackAddress, parseDnsServer, parseResolvConf } from './resolver/index.js'
+export {
+  createResolver,
+  extendedErrorName,
+  formatDnsServer,
+  formatExtendedError,
+  isLoopbackAddress,
+  parseDnsServer,
+  parseResolvConf,
+} from './resolver/index.js'
 export type {
   DnsServer,
   LookupOptions,
@@ -36,5 +44,6 @@ export type {
   MxRecord,
   TlsaFacts,
   TlsaLookupStatus,
+  UndecodableRecord,
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'

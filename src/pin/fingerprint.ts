@@ -1,7 +1,7 @@
 /** Certificate and public-key fingerprints in Postfix's `AB:CD:…` form (Postfix `fingerprint` level). */
 import { createHash } from 'node:crypto'
 import { SmtpTlsError } from '../errors.js'
-import { toHexSeparated } from '../tlsa/hex.js'
+import { toHexSeparated } from '../bytes.js'
 import { sliceCertificate } from '../x509/der.js'
 import { toDer } from '../x509/pem.js'
 

@@ -4,7 +4,7 @@
  * TLSA records `3 0 255` and `3 1 255`). No name or expiry checks at this level.
  */
 import { SmtpTlsError } from '../errors.js'
-import { bytesEqual, hexValue, toHexSeparated } from '../tlsa/hex.js'
+import { bytesEqual, hexValue, toHexSeparated } from '../bytes.js'
 import { sliceCertificate } from '../x509/der.js'
 import { toDer } from '../x509/pem.js'
 import { checkDigest, fingerprintBytes, PIN_DIGEST_LENGTH, type PinDigest, type PinSubject } from './fingerprint.js'

@@ -43,6 +43,8 @@ export interface PolicyTlsaFacts {
   base?: string
   /** `_25._tcp.<base>`. */
   qname?: string
+  /** Records of the RRset too short to decode (RFC 6698 §2.1), with the reason: unusable, and they keep the RRset non-empty. */
+  undecodable?: readonly { reason: string }[]
   error?: { message: string }
 }
 
@@ -175,6 +177,10 @@ function checkInput(input: ResolvePolicyInput): void {
   }
   if (h.tlsa === null || typeof h.tlsa !== 'object' || !Array.isArray(h.tlsa.records)) {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'host.tlsa must be { status, records: TlsaRecord[] }')
+  }
+  const und: unknown = h.tlsa.undecodable
+  if (und !== undefined && (!Array.isArray(und) || und.some((u) => u === null || typeof u !== 'object' || typeof u.reason !== 'string'))) {
+    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'host.tlsa.undecodable must be { reason: string }[]')
   }
   if (input.policy !== undefined && (input.policy === null || !isSecurityLevel(input.policy.level))) {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'policy.level must be a security level')
@@ -339,7 +345,8 @@ export function resolvePolicy(input: ResolvePolicyInput): EffectivePolicy {
         const why = t.error?.message ? `: ${t.error.message}` : ''
         return defer('ERR_DANE_TLSA_LOOKUP', `TLSA lookup error for ${h.host}:${port}${why}`, 'dnssec-invalid')
       }
-      if (t.status !== 'secure' || t.records.length === 0) {
+      const undecodable = t.undecodable ?? []
+      if (t.status !== 'secure' || (t.records.length === 0 && undecodable.length === 0)) {
         const why =
           t.status === 'not-looked-up' || !h.addressSecure
             ? 'address records insecure, TLSA not looked up (no TLSA records found)'
@@ -352,7 +359,10 @@ export function resolvePolicy(input: ResolvePolicyInput): EffectivePolicy {
         const u = checkTlsaUsability(t.records, { profile: 'smtp', digests: daneDigests })
         if (u.usable.length === 0) {
           // RFC 7672 §2.2: secure, non-empty, all unusable → TLS mandatory, no authentication.
-          const reasons = u.unusable.map((x) => `${formatTlsaRecord(x.record).slice(0, 24)}…: ${x.reason}`).join('; ')
+          const reasons = [
+            ...u.unusable.map((x) => `${formatTlsaRecord(x.record).slice(0, 24)}…: ${x.reason}`),
+            ...undecodable.map((x) => x.reason), // RFC 6698 §2.1: too short to decode
+          ].join('; ')
           if (!degrade('encrypt', `TLSA records unusable (${reasons})`, 'RFC 7672 §2.2', 'tlsa-invalid', 'ERR_DANE_NO_USABLE_RECORDS'))
             return eff
         } else if (mxMatters && !d.mxSecure && insecureMxPolicy === 'encrypt') {

@@ -9,7 +9,7 @@
  * which level, and how often, follows Postfix `smtp_tls_policy.c` `tls_policy_lookup_one`.
  */
 import { SmtpTlsError } from '../errors.js'
-import { hexValue } from '../tlsa/hex.js'
+import { hexValue } from '../bytes.js'
 import { isSecurityLevel, mustPkix, type SecurityLevel } from './levels.js'
 import { normalizeMatchName, normalizePolicyKey } from './names.js'
 

@@ -1,6 +1,6 @@
 /** TLSA presentation output (RFC 6698 §2.2, RFC 7218). */
 import { SmtpTlsError } from '../errors.js'
-import { toHex } from './hex.js'
+import { toHex } from '../bytes.js'
 import { checkRecordShape } from './rdata.js'
 import { MATCHING_NAMES, SELECTOR_NAMES, USAGE_NAMES, type TlsaRecord } from './types.js'
 

@@ -3,7 +3,7 @@
  * and the RFC 3597 generic `\# len hex` form.
  */
 import { SmtpTlsError } from '../errors.js'
-import { hexValue } from './hex.js'
+import { hexValue } from '../bytes.js'
 import { decodeTlsaRdata, MAX_TLSA_DATA } from './rdata.js'
 import type { TlsaRecord } from './types.js'
 

@@ -6,7 +6,7 @@
 import * as nodeCrypto from 'node:crypto'
 import type { KeyObject } from 'node:crypto'
 import { SmtpTlsError } from '../errors.js'
-import { bytesEqual } from '../tlsa/hex.js'
+import { bytesEqual } from '../bytes.js'
 import { decodeTime, sliceCertificate, type CertificateSlices } from './der.js'
 import { readExtensions, type ExtensionInfo } from './extensions.js'
 import { presentedNames } from './names.js'

@@ -4,7 +4,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { SmtpTlsError } from '../errors.js'
-import { bytesEqual } from '../tlsa/hex.js'
+import { bytesEqual } from '../bytes.js'
 import type { CertView } from './certificate.js'
 import { EKU_SERVER_AUTH, KU } from './extensions.js'
 import { normalizePresentedName } from './names.js'

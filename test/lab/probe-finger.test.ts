@@ -7,7 +7,8 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { certificateFingerprint, createTlsaRecord, formatTlsaRecord, type SecurityLevel } from '../../src/index.js'
-import { createResolver, probe, type ConnectOptions, type ProbeReport } from '../../src/node/index.js'
+import { createResolver, probe, type ConnectOptions } from '../../src/node/index.js'
+import { cliFromSource } from '../helpers/cli.js'
 import { makeCert, tempDir, type Issued } from '../helpers/openssl.js'
 import { startDnsLab, type DnsLab, type LabZone } from './dns/lab.js'
 import { posttlsFinger, startPostfixLab, type FingerResult, type PostfixLab } from './postfix.js'
@@ -20,7 +21,8 @@ const stranger = makeCert({ key: 'ec256', subject: '/CN=stranger.test' })
 const tlsa = (c: Issued, u: number, s: number, m: number) =>
   formatTlsaRecord(createTlsaRecord(c.der, { usage: u, selector: s, matchingType: m }))
 
-type Verdict = 'verified' | 'trusted' | 'untrusted' | 'deferred'
+/** The outcome words of DESIGN.md §2, Postfix's where Postfix has one. */
+type Verdict = 'verified' | 'trusted' | 'untrusted' | 'anonymous' | 'plaintext' | 'deferred'
 
 interface Scenario {
   why: string
@@ -166,6 +168,14 @@ const S: Scenario[] = [
   },
   { why: 'may: untrusted TLS', zone: 'may.test', address: '127.0.91.15', level: 'may', expect: 'untrusted' },
   {
+    why: 'may without STARTTLS: plaintext on both sides, compared as plaintext (mapping M2)',
+    zone: 'mayplain.test',
+    address: '127.0.91.17',
+    level: 'may',
+    starttls: false,
+    expect: 'plaintext',
+  },
+  {
     why: 'insecure MX, secure TLSA at the host: half-dane, authenticated but Trusted, never Verified (RFC 7672 §2.2.1)',
     zone: 'halfmx.test',
     address: '127.0.91.16',
@@ -231,22 +241,28 @@ after(async () => {
 })
 
 /**
- * posttls-finger's verdict in our words. It always completes the TLS session to report on it; when
- * the level's authentication fails it logs "server certificate verification failed" (mandatory
- * levels), while at opportunistic levels the same fact is only "certificate verification failed".
- * No TLS session (STARTTLS not offered, DNS or TLSA lookup failure) at these levels means deferral.
+ * posttls-finger's verdict. Where Postfix has a word of its own, it is compared as it is: its "Verified",
+ * "Trusted", "Untrusted" and "Anonymous TLS connection established" are our `verified`, `trusted`,
+ * `untrusted` and `anonymous`. Postfix has no word for the two outcomes below, so each is mapped, and only these:
+ *
+ * - M1, TLS session + "server certificate verification failed" → `deferred`. posttls-finger completes the
+ *   handshake to report on it, then says the level's authentication failed ("server …" only at levels that
+ *   require it; at opportunistic levels the same fact reads "certificate verification failed"). smtp(8) at
+ *   that level defers instead (TLS_README "Mandatory server certificate verification").
+ * - M2, no TLS session at all (STARTTLS not offered, a DNS or TLSA lookup failure) → `plaintext` at the
+ *   opportunistic levels `may` and `none`, where smtp(8) goes on without TLS, and `deferred` at every other
+ *   level used here, where smtp(8) does not deliver without TLS (TLS_README; RFC 7672 §2.1.2, §2.2). No row
+ *   here is `dane` without usable TLSA and without STARTTLS (smtp(8) would send in plaintext there, and
+ *   posttls-finger's default output does not say which case it met): such a row would need its own rule.
+ *
+ * Our `plaintext` is never turned into `deferred`: a plaintext delivery where Postfix would defer is a failure.
  */
-function fingerVerdict(f: FingerResult): Verdict {
-  if (f.trust === undefined) return 'deferred'
-  if (/server certificate verification failed/.test(f.output)) return 'deferred'
-  if (f.trust === 'Verified') return 'verified'
-  if (f.trust === 'Trusted') return 'trusted'
-  return 'untrusted'
-}
-
-function ours(r: ProbeReport): Verdict {
-  const s = r.outcome.status
-  return s === 'anonymous' ? 'untrusted' : s === 'plaintext' ? 'deferred' : s
+function fingerVerdict(f: FingerResult, level: SecurityLevel): Verdict {
+  if (f.trust !== undefined) {
+    if (/server certificate verification failed/.test(f.output)) return 'deferred' // M1
+    return f.trust.toLowerCase() as Verdict // Postfix's own word
+  }
+  return level === 'may' || level === 'none' ? 'plaintext' : 'deferred' // M2
 }
 
 describe('probe() agrees with posttls-finger (Postfix 3.7) on real servers', () => {
@@ -266,28 +282,22 @@ describe('probe() agrees with posttls-finger (Postfix 3.7) on real servers', () 
       }
       const r = await probe(s.zone, opts)
       t.diagnostic(
-        `posttls-finger: ${f.trust ?? 'no TLS'} → ${fingerVerdict(f)}; ours: ${r.outcome.status} ${r.outcome.enhancedStatus ?? ''}`,
+        `posttls-finger: ${f.trust ?? 'no TLS'} → ${fingerVerdict(f, s.level)}; ours: ${r.outcome.status} ${r.outcome.enhancedStatus ?? ''}`,
       )
       const detail = `\nposttls-finger:\n${f.output}\nours:\n${JSON.stringify(r.outcome, null, 1)}`
-      assert.equal(ours(r), fingerVerdict(f), `ours and posttls-finger disagree${detail}`)
-      assert.equal(ours(r), s.expect, `unexpected verdict${detail}`)
+      assert.equal(r.outcome.status, fingerVerdict(f, s.level), `ours and posttls-finger disagree${detail}`)
+      assert.equal(r.outcome.status, s.expect, `unexpected verdict${detail}`)
     })
   }
   it('the CLI prints the same verdict as JSON and exits 0 / 75', () => {
-    const bin = new URL('../../bin/smtp-tls-policy.js', import.meta.url).pathname
     for (const [zone, status, exit] of [
       ['ee.test', 'verified', 0],
       ['eebad.test', 'deferred', 75],
       ['nostarttls.test', 'deferred', 75],
     ] as const) {
-      const p = spawnSync(
-        process.execPath,
-        [bin, 'probe', zone, '--level', 'dane', '--resolver', dns.resolverAddress, '--json', '--timeout', '10'],
-        {
-          encoding: 'utf8',
-          timeout: 60_000,
-        },
-      )
+      // from the sources, not dist/ (which `npm test -- <file>` does not rebuild)
+      const [cmd, args] = cliFromSource('probe', zone, '--level', 'dane', '--resolver', dns.resolverAddress, '--json', '--timeout', '10')
+      const p = spawnSync(cmd, args, { encoding: 'utf8', timeout: 60_000 })
       assert.equal(p.status, exit, p.stdout + p.stderr)
       assert.equal(JSON.parse(p.stdout).outcome.status, status)
     }

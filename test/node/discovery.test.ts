@@ -3,6 +3,7 @@
 // name on the way is signed, NXDOMAIN/NODATA with a SOA, SERVFAIL for names marked bogus).
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { formatTrace, resolvePolicy } from '../../src/index.js'
 import { createResolver, discoverDestination, SmtpTlsError } from '../../src/node/index.js'
 import {
   startDnsServer,
@@ -387,6 +388,55 @@ describe('discovery: per host (RFC 7672 §2.2.2, §2.2.3)', () => {
     )
     assert.equal(facts.mx[0]!.tlsa.status, 'insecure')
     assert.equal(facts.mx[0]!.tlsa.records.length, 1)
+  })
+  it('a TLSA RR of 3 octets next to a good one: the good one is used, the short one is unusable with its reason (RFC 6698 §2.1, Postfix)', async () => {
+    const short = { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.alloc(0) } // RDATA 03 01 01
+    const { facts } = await discover({ records: [...signed, ['_25._tcp.mx1.example.test', 'TLSA', short]] }, 'example.test')
+    const h = facts.mx[0]!
+    assert.equal(h.usable, true)
+    assert.equal(h.tlsa.status, 'secure')
+    assert.deepEqual(h.tlsa.records, [{ usage: 3, selector: 1, matchingType: 1, data: new Uint8Array(32).fill(1) }])
+    assert.deepEqual(h.tlsa.undecodable, [
+      { rdata: '030101', reason: 'TLSA RDATA of 3 octets (030101): no certificate association data (RFC 6698 §2.1), record unusable' },
+    ])
+    const eff = resolvePolicy({ policy: { level: 'dane' }, destination: facts, host: h })
+    assert.equal(eff.level, 'dane')
+    assert.equal(eff.error, undefined)
+    assert.deepEqual(eff.tlsa?.usable.length, 1)
+  })
+  it('a secure RRset of only short TLSA RRs (2 octets here) is "secure, all unusable" → encrypt, never "no TLSA" → may (RFC 7672 §2.2)', async () => {
+    const s = await startDnsServer((q) => {
+      if (q.type !== 'TLSA') return zone({ records: signed })(q)
+      // a 3-octet TLSA RR re-framed as 2 octets: RDLENGTH 3 → 2 and the last octet cut
+      const full = {
+        ad: true,
+        answers: [{ name: q.name, type: 'TLSA', data: { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.alloc(0) } }],
+      }
+      return {
+        ...full,
+        raw: (qq, encoded) => {
+          const at = encoded.indexOf(Buffer.from([0, 52, 0, 1]), 12 + qq.name.length + 6) // TYPE TLSA, CLASS IN of the answer
+          const rdlen = at + 8
+          const out = Buffer.concat([encoded.subarray(0, rdlen), Buffer.from([0, 2, 3, 1]), encoded.subarray(rdlen + 5)])
+          return out
+        },
+      }
+    })
+    try {
+      const resolver = createResolver({ servers: [s.server], timeoutMs: 300, attempts: 1 })
+      const facts = await discoverDestination('example.test', { resolver })
+      const h = facts.mx[0]!
+      assert.equal(h.tlsa.status, 'secure')
+      assert.deepEqual(h.tlsa.records, [])
+      assert.deepEqual(h.tlsa.undecodable, [
+        { rdata: '0301', reason: 'TLSA RDATA of 2 octets (0301): no certificate association data (RFC 6698 §2.1), record unusable' },
+      ])
+      const eff = resolvePolicy({ policy: { level: 'dane' }, destination: facts, host: h })
+      assert.equal(eff.level, 'encrypt')
+      assert.match(formatTrace(eff.trace), /TLSA records unusable \(TLSA RDATA of 2 octets/)
+    } finally {
+      await s.close()
+    }
   })
 })
 

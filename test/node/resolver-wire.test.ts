@@ -71,7 +71,6 @@ describe('DNS wire: the parser', () => {
     ['A record of 5 octets', msg({ an: [rr(PTR_Q, 1, Buffer.from([127, 0, 0, 1, 9]))] })],
     ['AAAA record of 4 octets', msg({ an: [rr(PTR_Q, 28, Buffer.from([127, 0, 0, 1]))] })],
     ['RDLENGTH past the end', msg({ an: [rr(PTR_Q, 1, Buffer.from([127, 0, 0, 1]), { rdlen: 400 })] })],
-    ['TLSA without association data (RFC 6698 §2.1)', msg({ an: [rr(PTR_Q, 52, Buffer.from([3, 1, 1]))] })],
     [
       'CNAME target running past its RDATA',
       msg({ an: [rr(PTR_Q, 5, Buffer.concat([name('y.test')]), { rdlen: 3 })], tail: Buffer.alloc(5) }),
@@ -92,6 +91,25 @@ describe('DNS wire: the parser', () => {
         'ERR_DNS_MALFORMED',
       ))
 
+  it('TLSA RDATA of 3 octets or fewer: that record is set aside with its reason, the message and the good record stand (RFC 6698 §2.1, Postfix)', () => {
+    const good = rr(PTR_Q, 52, Buffer.concat([Buffer.from([3, 1, 1]), Buffer.alloc(32, 7)]))
+    for (const short of [Buffer.from([3, 1, 1]), Buffer.from([3, 1]), Buffer.from([3]), Buffer.alloc(0)]) {
+      const p = parseResponse(msg({ an: [rr(PTR_Q, 52, short), good] }))
+      assert.equal(p.answers.length, 1)
+      assert.equal(p.answers[0]!.type, 'TLSA')
+      assert.deepEqual(p.undecodable, [
+        {
+          name: 'x.test',
+          type: 'TLSA',
+          ttl: 300,
+          record: {
+            rdata: short.toString('hex'),
+            reason: `TLSA RDATA of ${short.length} octet${short.length === 1 ? '' : 's'}${short.length === 0 ? '' : ` (${short.toString('hex')})`}: no certificate association data (RFC 6698 §2.1), record unusable`,
+          },
+        },
+      ])
+    }
+  })
   it('ignores records of other classes and types it does not decode', () => {
     const p = parseResponse(msg({ an: [rr(PTR_Q, 1, Buffer.from([1, 2, 3, 4]), { klass: 3 }), rr(PTR_Q, 46, Buffer.alloc(30)), A_RR] }))
     assert.equal(p.answers.length, 1)
@@ -183,14 +201,14 @@ describe('DNS wire: hostile responses through the resolver', () => {
     ],
   ]
   for (const [why, raw] of rows) {
-    it(`${why}: a coded lookup failure, quickly`, async () => {
+    // The per-try timeout (10 min) outlasts the test's own bound: the lookup can only end because the
+    // malformed answer ended it, never because a timer ran out (no wall-clock assertion needed).
+    it(`${why}: a coded lookup failure, not waited out`, { timeout: 60_000 }, async () => {
       const s = await startDnsServer((q) => ({ ad: true, answers: [{ name: q.name, type: 'A', data: '127.0.0.1' }], raw }))
       try {
-        const t0 = Date.now()
-        const a = await createResolver({ servers: [s.server], timeoutMs: 2000, attempts: 2 }).lookup('hostile.test', 'A')
+        const a = await createResolver({ servers: [s.server], timeoutMs: 600_000, attempts: 2 }).lookup('hostile.test', 'A')
         assert.equal(a.status, 'error')
         assert.equal(a.error?.code, 'ERR_DNS_MALFORMED')
-        assert.ok(Date.now() - t0 < 1500, 'a malformed answer must not be waited out')
         assert.equal(s.queries.length, 1, 'a server that sent garbage is not asked again')
       } finally {
         await s.close()

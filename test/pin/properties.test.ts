@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { parsePins, type PinDigest } from '../../src/index.js'
-import { toHexSeparated } from '../../src/tlsa/hex.js'
+import { toHexSeparated } from '../../src/bytes.js'
 import { onlyCoded } from '../helpers/assert-coded.js'
 
 const LEN: Record<PinDigest, number> = { sha256: 32, sha512: 64, sha1: 20, md5: 16 }

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks'
 import { SmtpTlsError } from '../../errors.js'
 import type { CnameLink, DnsAnswer, DnsFailure, DnsRecordData, DnsRecordType } from '../../dns/types.js'
 import { type DnsServer, formatDnsServer, isLoopbackAddress, parseDnsServer, parseResolvConf } from './config.js'
+import { formatExtendedError } from './ede.js'
 import { abortError, tcpExchange, type TransportCounters, udpExchange } from './transport.js'
 import { encodeQuery, MAX_CNAME_CHAIN, malformed, normaliseName, type ParsedResponse, parseResponse, TYPE_CODE } from './wire.js'
 
@@ -103,6 +104,7 @@ const DNSSEC_EDE = new Set([5, 6, 7, 8, 9, 10, 11, 12])
 function failureOf(e: SmtpTlsError): DnsFailure {
   const f: DnsFailure = { code: e.code, message: e.message, temporary: e.temporary }
   if (e.enhancedStatus !== undefined) f.enhancedStatus = e.enhancedStatus
+  if (e.tlsrpt !== undefined) f.tlsrpt = e.tlsrpt
   return f
 }
 
@@ -202,18 +204,19 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
     }
     if (servfail) {
       // RFC 7672 §2.1.1: SERVFAIL from a validating resolver is bogus or indeterminate: a lookup failure.
+      // The code only says whether the resolver told us why (an RFC 8914 DNSSEC EDE): ERR_DNS_BOGUS, else
+      // ERR_DNS_SERVFAIL. What a caller acts on is the same for both: temporary, 4.4.3, TLS-RPT dnssec-invalid.
       const ede = servfail.parsed.extendedErrors
-      const detail = ede.length > 0 ? ` (${ede.map((x) => `EDE ${x.code}${x.text ? ` ${x.text}` : ''}`).join(', ')})` : ''
+      const detail = ede.length > 0 ? ` (${ede.map(formatExtendedError).join(', ')})` : ''
       const isBogus = ede.some((x) => DNSSEC_EDE.has(x.code))
+      const same = { enhancedStatus: '4.4.3', tlsrpt: 'dnssec-invalid' } as const
       const error = isBogus
         ? new SmtpTlsError(
             'ERR_DNS_BOGUS',
             `DNSSEC validation failed for ${name} ${type} at ${formatDnsServer(servfail.server)}${detail}`,
-            {
-              tlsrpt: 'dnssec-invalid',
-            },
+            same,
           )
-        : new SmtpTlsError('ERR_DNS_SERVFAIL', `${formatDnsServer(servfail.server)} answered SERVFAIL for ${name} ${type}${detail}`)
+        : new SmtpTlsError('ERR_DNS_SERVFAIL', `${formatDnsServer(servfail.server)} answered SERVFAIL for ${name} ${type}${detail}`, same)
       return { kind: 'failure', error, servfail }
     }
     return { kind: 'failure', error: lastError ?? new SmtpTlsError('ERR_DNS_TIMEOUT', `no DNS response for ${name} ${type}`) }
@@ -278,14 +281,23 @@ export function createResolver(opts: ResolverOptions = {}): Resolver {
         }
       }
       const records = parsed.answers.filter((a) => a.type === type && a.name === current)
+      const undecodable = parsed.undecodable.filter((a) => a.type === type && a.name === current)
       const base = { name, type, secure, cnames, canonicalName: current, rcode: parsed.rcode, server: where }
       const withReason = (a: DnsAnswer<T>): DnsAnswer<T> => {
         if (!secure && insecureReason !== undefined) a.insecureReason = insecureReason
         return a
       }
-      if (records.length > 0) {
-        for (const r of records) ttl = Math.min(ttl, r.ttl)
-        return withReason({ ...base, status: secure ? 'secure' : 'insecure', records: records.map((r) => r.data as DnsRecordData[T]), ttl })
+      if (records.length > 0 || undecodable.length > 0) {
+        // An RRset whose records are all undecodable is still there (not NODATA): the caller decides they are unusable.
+        for (const r of [...records, ...undecodable]) ttl = Math.min(ttl, r.ttl)
+        const a: DnsAnswer<T> = {
+          ...base,
+          status: secure ? 'secure' : 'insecure',
+          records: records.map((r) => r.data as DnsRecordData[T]),
+          ttl,
+        }
+        if (undecodable.length > 0) a.undecodable = undecodable.map((u) => u.record)
+        return withReason(a)
       }
       // RFC 7672 §2.1.3: a CNAME without the target's data (no SOA proving NODATA): repeat the query at the target.
       if (parsed.rcode === 'NOERROR' && added > 0 && parsed.negativeTtl === undefined) continue

@@ -5,7 +5,7 @@
  */
 import dnsPacket from 'dns-packet'
 import { SmtpTlsError } from '../../errors.js'
-import type { DnsRecordData, DnsRecordType } from '../../dns/types.js'
+import type { DnsRecordData, DnsRecordType, UndecodableRecord } from '../../dns/types.js'
 import { fromDnsPacketTlsa } from '../../tlsa/rdata.js'
 
 /** RFC 1035 type codes of what we decode. */
@@ -117,6 +117,11 @@ export interface ParsedResponse {
   negativeTtl: number | undefined
   /** RFC 8914 Extended DNS Errors. */
   extendedErrors: { code: number; text: string }[]
+  /**
+   * Answer-section records of a decoded type that are framed correctly but cannot be decoded: TLSA RDATA of
+   * 3 octets or fewer (RFC 6698 §2.1). They are left out of `answers`; the rest of the message stands.
+   */
+  undecodable: { name: string; type: DnsRecordType; ttl: number; record: UndecodableRecord }[]
 }
 
 /**
@@ -192,8 +197,7 @@ function checkRdata(buf: Uint8Array, r: RawRecord): void {
       if (skipName(buf, r.rdStart + 2, end, true) !== end) throw malformed('MX RDATA length mismatch')
       return
     case 52:
-      // RFC 6698 §2.1: three one-octet fields and non-empty association data
-      if (r.rdLength < 4) throw malformed(`TLSA RDATA of ${r.rdLength} octets`)
+      // RFC 6698 §2.1: any length frames; RDATA of 3 octets or fewer is one unusable record, not a bad message
       return
     case 16: {
       let p = r.rdStart
@@ -278,10 +282,15 @@ export function parseResponse(buf: Uint8Array): ParsedResponse {
 
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength)
   const answers: ParsedResponse['answers'] = []
+  const undecodable: ParsedResponse['undecodable'] = []
   try {
     for (const r of sections[0] as RawRecord[]) {
       const type = CODE_TO_TYPE.get(r.type)
       if (type === undefined || r.klass !== CLASS_IN) continue
+      if (type === 'TLSA' && r.rdLength <= 3) {
+        undecodable.push({ name: ownerName(b, r.start), type, ttl: ttl31(r.ttl), record: shortTlsa(buf, r) })
+        continue
+      }
       const a = answerCodec.decode(b, r.start)
       if (answerCodec.decode.bytes !== r.end - r.start) throw malformed(`${type} record decoded to a different length`)
       answers.push({ name: a.name.toLowerCase(), type, ttl: ttl31(r.ttl), data: convert(type, a.data) })
@@ -306,6 +315,25 @@ export function parseResponse(buf: Uint8Array): ParsedResponse {
     answers,
     negativeTtl,
     extendedErrors,
+    undecodable,
+  }
+}
+
+/** The owner name of a record (already checked by {@link skipName}), lower case, no trailing dot. */
+function ownerName(b: Buffer, start: number): string {
+  return (dnsPacket as unknown as { name: { decode(buf: Buffer, offset: number): string } }).name.decode(b, start).toLowerCase()
+}
+
+/**
+ * A TLSA record too short to hold the three one-octet fields and any certificate association data
+ * (RFC 6698 §2.1). Postfix (`dns_get_rr`, `parse_tlsa_rr` "truncated TLSA RR") drops such a record and goes on with
+ * the rest of the RRset, as RFC 6698 §4.1 does with every unusable record; so do we, and say why.
+ */
+function shortTlsa(buf: Uint8Array, r: RawRecord): UndecodableRecord {
+  const rdata = Buffer.from(buf.subarray(r.rdStart, r.rdStart + r.rdLength)).toString('hex')
+  return {
+    rdata,
+    reason: `TLSA RDATA of ${r.rdLength} octet${r.rdLength === 1 ? '' : 's'}${r.rdLength === 0 ? '' : ` (${rdata})`}: no certificate association data (RFC 6698 §2.1), record unusable`,
   }
 }
 

@@ -1,4 +1,4 @@
-/** Hexadecimal helpers shared by the TLSA and pin code. */
+/** Byte and hexadecimal helpers shared by the TLSA, X.509, pin and policy code (DESIGN.md §5: a neutral module). */
 
 const HEX = '0123456789abcdef'
 
