@@ -747,10 +747,9 @@ function destinationError(facts: DestinationFacts): SmtpTlsError | undefined {
     return new SmtpTlsError(
       e?.code ?? 'ERR_DNS_SERVFAIL',
       `cannot choose servers for ${facts.domain}: ${e?.message ?? 'DNS lookup failed'}`,
-      {
-        enhancedStatus: '4.4.3',
-        tlsrpt: 'dnssec-invalid' satisfies TlsRptResultType,
-      },
+      // RFC 8460 §4.3: `dnssec-invalid` for SERVFAIL and bogus answers (the resolver says so); a timeout
+      // or a network error is no TLS failure and carries no result type.
+      { enhancedStatus: '4.4.3', ...(e?.tlsrpt !== undefined ? { tlsrpt: e.tlsrpt } : {}) },
     )
   }
   return undefined
