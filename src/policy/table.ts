@@ -171,10 +171,19 @@ interface Segment {
   line: number
 }
 
-/** Map an offset in a logical line to 1-based line and column. */
+/**
+ * Map an offset in a logical line to 1-based line and column. `segments` are sorted by `start`, so a
+ * binary search: a linear scan made every warning cost O(continuation lines), quadratic in all.
+ */
 function position(segments: readonly Segment[], offset: number): { line: number; column: number } {
-  let seg = segments[0]!
-  for (const s of segments) if (s.start <= offset) seg = s
+  let lo = 0
+  let hi = segments.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1
+    if (segments[mid]!.start <= offset) lo = mid
+    else hi = mid - 1
+  }
+  const seg = segments[lo]!
   return { line: seg.line, column: offset - seg.start + 1 }
 }
 
@@ -354,21 +363,20 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
       case 'match': {
         if (v.length === 0) throw new Defect(`attribute "match" has empty value`, at)
         if (level === 'fingerprint') {
-          const pins = v.split('|').filter((x) => x.length > 0)
+          const match = (policy.match ??= [])
           let off = valueOffset
           for (const pin of v.split('|')) {
-            if (pin.length > 0) checkPinSyntax(pin, off)
+            if (pin.length > 0) {
+              checkPinSyntax(pin, off)
+              // One push per item: push(...pins) overflows the stack on a long list.
+              match.push(pin)
+            }
             off += pin.length + 1
           }
-          ;(policy.match ??= []).push(...pins)
         } else if (level === 'verify' || level === 'secure') {
+          const match = (policy.match ??= [])
           // argv_split(val, ":") skips empty fields.
-          ;(policy.match ??= []).push(
-            ...v
-              .split(':')
-              .filter((x) => x.length > 0)
-              .map((x) => x.toLowerCase()),
-          )
+          for (const x of v.split(':')) if (x.length > 0) match.push(x.toLowerCase())
         } else {
           throw new Defect(`attribute "match" invalid at security level "${level}"`, at)
         }
@@ -552,7 +560,7 @@ export function parsePolicyTable(text: string, opts: ParsePolicyTableOptions = {
       warnings.push({ ...where, message: `duplicate entry "${keyRaw}" ignored (first at line ${entries.get(key)!.line})` })
       continue
     }
-    warnings.push(...localWarnings)
+    for (const w of localWarnings) warnings.push(w)
     policy.source = { key, line: where.line }
     entries.set(key, { key, line: where.line, policy })
   }

@@ -107,6 +107,9 @@ export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): Ehl
   const greet = sp < 0 ? '' : head.slice(sp + 1)
   const extensions = new Map<string, string>()
   let ignored: string[] | undefined
+  // Mechanisms of every AUTH line, merged once at the end: re-splitting the merged text on each
+  // repeated AUTH line was quadratic in the number of lines.
+  let authWords: Set<string> | undefined
   for (let i = 1; i < lines.length; i++) {
     let line = lines[i] ?? ''
     // Obsolete "AUTH=LOGIN PLAIN" (pre-RFC 2554 servers); Postfix splits keywords on "=" too.
@@ -122,9 +125,13 @@ export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): Ehl
     const params = cut === line.length ? '' : line.slice(cut + 1).trim()
     const prev = extensions.get(key)
     if (prev === undefined) extensions.set(key, params)
-    // Servers that send both "AUTH PLAIN" and "AUTH=PLAIN": merge the mechanisms.
-    else if (key === 'AUTH') extensions.set('AUTH', mergeWords(prev, params))
+    else if (key === 'AUTH') {
+      // Servers that send both "AUTH PLAIN" and "AUTH=PLAIN": merge the mechanisms.
+      authWords ??= addWords(new Set<string>(), prev)
+      addWords(authWords, params)
+    }
   }
+  if (authWords !== undefined) extensions.set('AUTH', [...authWords].join(' '))
   const known: KnownExtensions = {
     STARTTLS: extensions.has('STARTTLS'),
     REQUIRETLS: extensions.has('REQUIRETLS'),
@@ -154,10 +161,9 @@ export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): Ehl
   return caps
 }
 
-function mergeWords(a: string, b: string): string {
-  const seen = new Set(a.split(' ').filter((w) => w !== ''))
-  for (const w of b.split(' ')) if (w !== '') seen.add(w)
-  return [...seen].join(' ')
+function addWords(seen: Set<string>, text: string): Set<string> {
+  for (const w of text.split(' ')) if (w !== '') seen.add(w)
+  return seen
 }
 
 function isReply(x: SmtpReply | readonly string[]): x is SmtpReply {
