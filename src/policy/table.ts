@@ -8,6 +8,7 @@
  * `{ name = value }` keeps whitespace inside a value (newer Postfix, `mystrtokq` with braces). Which attribute is valid at
  * which level, and how often, follows Postfix `smtp_tls_policy.c` `tls_policy_lookup_one`.
  */
+import { coded, describeValue, invalidArgument, readOptions } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { hexValue } from '../tlsa/hex.js'
 import { isSecurityLevel, mustPkix, type SecurityLevel } from './levels.js'
@@ -285,6 +286,18 @@ function parseProtocols(value: string, at: number): ProtocolPolicy {
 
 /** Is a negotiated protocol (`TLSv1.3`, as Node's `getProtocol()` reports it) allowed by `p`? @public */
 export function protocolAllowed(p: ProtocolPolicy, negotiated: string): boolean {
+  try {
+    return protocolAllowedChecked(p, negotiated)
+  } catch (e) {
+    throw coded(e, 'protocolAllowed')
+  }
+}
+
+function protocolAllowedChecked(p: ProtocolPolicy, negotiated: string): boolean {
+  if (typeof p !== 'object' || p === null || !Array.isArray(p.include) || !Array.isArray(p.exclude)) {
+    throw invalidArgument(`protocolAllowed needs a ProtocolPolicy, got ${describeValue(p)}`)
+  }
+  if (typeof negotiated !== 'string') throw invalidArgument(`negotiated protocol must be a string, got ${describeValue(negotiated)}`)
   const idx = TLS_PROTOCOL_VERSIONS.findIndex((v) => v.toLowerCase() === negotiated.toLowerCase())
   if (idx < 0) return false
   const v = TLS_PROTOCOL_VERSIONS[idx]!
@@ -483,10 +496,18 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
  * @public
  */
 export function parsePolicyTable(text: string, opts: ParsePolicyTableOptions = {}): PolicyTable {
+  try {
+    return parsePolicyTableChecked(text, opts)
+  } catch (e) {
+    throw coded(e, 'parsePolicyTable')
+  }
+}
+
+function parsePolicyTableChecked(text: string, opts: ParsePolicyTableOptions = {}): PolicyTable {
   if (typeof text !== 'string') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'policy table text must be a string')
-  const mode = opts.onError ?? 'throw'
+  const mode = readOptions(opts, 'parsePolicyTable options', ['onError']).onError ?? 'throw'
   if (mode !== 'throw' && mode !== 'defer')
-    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `onError must be "throw" or "defer", got ${String(mode)}`)
+    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `onError must be "throw" or "defer", got ${describeValue(mode)}`)
   if (text.length > MAX_TABLE_CHARS) {
     throw new SmtpTlsError('ERR_POLICY_SYNTAX', `policy table is larger than ${MAX_TABLE_CHARS} characters`, {
       line: 1,
@@ -545,7 +566,8 @@ export function parsePolicyTable(text: string, opts: ParsePolicyTableOptions = {
         throw new Defect(`expected format: key whitespace value (no policy for "${keyRaw}")`, keyRaw.length)
       }
       policy = parseValue(lg.text.slice(valueStart), valueStart, (message, offset) => {
-        localWarnings.push({ ...position(lg.segments, offset), message: `${keyRaw}: ${message}` })
+        const p = position(lg.segments, offset)
+        localWarnings.push({ line: p.line, column: p.column, message: `${keyRaw}: ${message}` })
       })
     } catch (e) {
       if (!(e instanceof Defect)) throw e

@@ -1,6 +1,7 @@
 /**
  * EHLO reply parsing (RFC 5321 §4.1.1.1): the server's domain, then one extension per line.
  */
+import { coded, describeValue, invalidArgument } from '../args.js'
 import type { SmtpReply } from './reply.js'
 
 /**
@@ -100,7 +101,25 @@ function parseSize(p: string): number | undefined {
  * @public
  */
 export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): EhloCapabilities {
-  const lines: readonly string[] = isReply(reply) ? reply.lines : reply
+  try {
+    return parseEhloCapabilitiesChecked(reply)
+  } catch (e) {
+    throw coded(e, 'parseEhloCapabilities')
+  }
+}
+
+function parseEhloCapabilitiesChecked(reply: SmtpReply | readonly string[]): EhloCapabilities {
+  const lines: unknown = Array.isArray(reply) ? reply : typeof reply === 'object' && reply !== null ? (reply as SmtpReply).lines : undefined
+  if (!Array.isArray(lines)) {
+    throw invalidArgument(`parseEhloCapabilities needs an SmtpReply or its lines, got ${describeValue(reply)}`)
+  }
+  for (let i = 0; i < lines.length; i++) {
+    if (typeof lines[i] !== 'string') throw invalidArgument(`EHLO reply line ${i} is ${describeValue(lines[i])}, not a string`)
+  }
+  return capabilities(lines as readonly string[])
+}
+
+function capabilities(lines: readonly string[]): EhloCapabilities {
   const head = lines[0] ?? ''
   const sp = head.indexOf(' ')
   const domain = sp < 0 ? head : head.slice(0, sp)
@@ -164,8 +183,4 @@ export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): Ehl
 function addWords(seen: Set<string>, text: string): Set<string> {
   for (const w of text.split(' ')) if (w !== '') seen.add(w)
   return seen
-}
-
-function isReply(x: SmtpReply | readonly string[]): x is SmtpReply {
-  return !Array.isArray(x)
 }
