@@ -3,6 +3,7 @@
 // Generic: the exports are enumerated, so a new export is covered without editing this file.
 import assert from 'node:assert/strict'
 import dgram from 'node:dgram'
+import fsp from 'node:fs/promises'
 import { syncBuiltinESMExports } from 'node:module'
 import net from 'node:net'
 import tls from 'node:tls'
@@ -124,20 +125,22 @@ async function outcome(f: AnyFn, args: unknown[]): Promise<string | undefined> {
   }
 }
 
-/** Count socket and file attempts while the I/O functions run. */
+/** Count socket and file attempts while the I/O functions run (the adapters import these named functions). */
 let io = 0
 function spyIo(): () => void {
-  const saved = { nc: net.connect, ncc: net.createConnection, tc: tls.connect, ds: dgram.createSocket }
+  const saved = { nc: net.connect, ncc: net.createConnection, tc: tls.connect, ds: dgram.createSocket, rf: fsp.readFile, op: fsp.open }
   const no = (): never => {
     io++
     throw new Error('I/O attempted')
   }
   net.connect = net.createConnection = tls.connect = dgram.createSocket = no as never
+  fsp.readFile = fsp.open = no as never
   syncBuiltinESMExports()
   return () => {
     Object.assign(net, { connect: saved.nc, createConnection: saved.ncc })
     tls.connect = saved.tc
     dgram.createSocket = saved.ds
+    Object.assign(fsp, { readFile: saved.rf, open: saved.op })
     syncBuiltinESMExports()
   }
 }
@@ -180,3 +183,41 @@ for (const [entry, mod] of [
     }
   })
 }
+
+describe('the cases of issue 10 §3, and methods', () => {
+  const invalid = (fn: () => unknown): void => {
+    assert.throws(fn, (e) => e instanceof core.SmtpTlsError && e.code === 'ERR_INVALID_ARGUMENT' && e.temporary === false)
+  }
+  it('parseReply(null), new ReplyParser(null), parseEhloCapabilities(5): ERR_INVALID_ARGUMENT', () => {
+    invalid(() => core.parseReply(null as never))
+    invalid(() => new core.ReplyParser(null as never))
+    invalid(() => core.parseEhloCapabilities(5 as never))
+    invalid(() => core.parseEhloCapabilities(['mx', 5] as never))
+  })
+  it('ReplyParser.push refuses a non-Uint8Array', () => {
+    const p = new core.ReplyParser()
+    for (const v of [null, undefined, 'x', [1], proxy]) invalid(() => p.push(v as never))
+  })
+  it('StartTlsClient.handle never throws, even for a Proxy or a throwing getter: it closes with ERR_INVALID_ARGUMENT', () => {
+    for (const v of [proxy, revoked.proxy, hostile]) {
+      const c = new core.StartTlsClient({ ehloName: 'c.example', requireTls: true, servername: 'mx' })
+      const acts = c.handle(v as never)
+      assert.equal(acts.length, 1)
+      const a = acts[0]!
+      assert.ok(a.type === 'close' && a.error?.code === 'ERR_INVALID_ARGUMENT')
+    }
+  })
+  it('levelRank and the level predicates refuse what is not a level (no silent undefined or false)', () => {
+    for (const v of ['bogus', 'constructor', null, {}]) {
+      invalid(() => core.levelRank(v as never))
+      invalid(() => core.mustEncrypt(v as never))
+      invalid(() => core.minLevel('may', v as never))
+    }
+  })
+  it('SmtpTlsError and SmtpReplyError construct whatever they are given', () => {
+    assert.equal(new core.SmtpTlsError('ERR_STATE', Symbol('m') as never, proxy as never).message, 'Symbol(m)')
+    assert.equal(new core.SmtpTlsError('ERR_STATE', hostile as never).message, '(object)')
+    assert.ok(Number.isNaN(new core.SmtpReplyError('ERR_SMTP_PROTOCOL', 'm', null as never).replyCode))
+    assert.equal(core.isSmtpTlsError(proxy), false)
+  })
+})
