@@ -410,12 +410,12 @@ export class StartTlsClient {
   #closeReply: SmtpReply | undefined = undefined
   #transcript: string[] = []
 
-  constructor(options: StartTlsClientOptions) {
-    if (typeof options !== 'object' || options === null) {
+  constructor(opts: StartTlsClientOptions) {
+    if (typeof opts !== 'object' || opts === null) {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'StartTlsClient needs an options object', { temporary: false })
     }
     // One read of each option (a getter runs once; a throwing one is ERR_INVALID_ARGUMENT).
-    const opts = readOptions(options, 'StartTlsClient options', [
+    const o = readOptions(opts, 'StartTlsClient options', [
       'ehloName',
       'requireTls',
       'servername',
@@ -423,26 +423,26 @@ export class StartTlsClient {
       'maxLines',
       'skipStartTls',
     ]) as Partial<StartTlsClientOptions>
-    this.ehloName = checkEhloName(opts.ehloName)
-    if (typeof opts.requireTls !== 'boolean') {
+    this.ehloName = checkEhloName(o.ehloName)
+    if (typeof o.requireTls !== 'boolean') {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'requireTls must be a boolean', { temporary: false })
     }
-    if (typeof opts.servername !== 'string') {
+    if (typeof o.servername !== 'string') {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'servername must be a string', { temporary: false })
     }
-    this.requireTls = opts.requireTls
-    this.servername = opts.servername
-    if (opts.skipStartTls !== undefined && typeof opts.skipStartTls !== 'boolean') {
+    this.requireTls = o.requireTls
+    this.servername = o.servername
+    if (o.skipStartTls !== undefined && typeof o.skipStartTls !== 'boolean') {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'skipStartTls must be a boolean', { temporary: false })
     }
-    if (opts.skipStartTls === true && opts.requireTls) {
+    if (o.skipStartTls === true && o.requireTls) {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'skipStartTls cannot be combined with requireTls', { temporary: false })
     }
-    this.skipStartTls = opts.skipStartTls === true
+    this.skipStartTls = o.skipStartTls === true
     const limits: { maxLineLength?: number; maxLines?: number } = {}
     // RFC 5321 §4.5.3.1.5: a reply line may be 512 octets with its CRLF; a lower limit would refuse valid servers.
-    if (opts.maxLineLength !== undefined) limits.maxLineLength = checkLimit('maxLineLength', opts.maxLineLength, 510, 1 << 24)
-    if (opts.maxLines !== undefined) limits.maxLines = opts.maxLines
+    if (o.maxLineLength !== undefined) limits.maxLineLength = checkLimit('maxLineLength', o.maxLineLength, 510, 1 << 24)
+    if (o.maxLines !== undefined) limits.maxLines = o.maxLines
     this.#parser = new ReplyParser(limits)
   }
 
