@@ -177,6 +177,12 @@ interface Segment {
  * binary search: a linear scan made every warning cost O(continuation lines), quadratic in all.
  */
 function position(segments: readonly Segment[], offset: number): { line: number; column: number } {
+  const seg = segmentAt(segments, offset)
+  return { line: seg.line, column: offset - seg.start + 1 }
+}
+
+/** The physical line (segment) holding `offset`. */
+function segmentAt(segments: readonly Segment[], offset: number): Segment {
   let lo = 0
   let hi = segments.length - 1
   while (lo < hi) {
@@ -184,8 +190,7 @@ function position(segments: readonly Segment[], offset: number): { line: number;
     if (segments[mid]!.start <= offset) lo = mid
     else hi = mid - 1
   }
-  const seg = segments[lo]!
-  return { line: seg.line, column: offset - seg.start + 1 }
+  return segments[lo]!
 }
 
 interface Token {
@@ -196,8 +201,7 @@ interface Token {
 const isSep = (c: string): boolean => c === ' ' || c === '\t' || c === ',' || c === '\n' || c === '\r' || c === '\v' || c === '\f'
 
 /** Postfix `mystrtokq(&s, CHARS_COMMA_SP, CHARS_BRACE)`: split on whitespace and commas, `{…}` kept whole. */
-function tokenize(s: string, base: number): Token[] {
-  const out: Token[] = []
+function tokenize(s: string, base: number, sink: (text: string, offset: number) => void): void {
   let i = 0
   while (i < s.length) {
     while (i < s.length && isSep(s[i]!)) i++
@@ -214,9 +218,8 @@ function tokenize(s: string, base: number): Token[] {
       i++
     }
     if (depth > 0) throw new Defect(`missing "}" in "${s.slice(start)}"`, base + start)
-    out.push({ text: s.slice(start, i), offset: base + start })
+    sink(s.slice(start, i), base + start)
   }
-  return out
 }
 
 /** Postfix `split_nameval` (after `extpar` for `{ … }`): `name=value`, whitespace around both trimmed. */
@@ -331,26 +334,33 @@ function checkPinSyntax(pin: string, at: number): void {
 
 /** Parse a policy value (`level attr=value …`) into a policy. `warn` receives Postfix warnings. */
 function parseValue(value: string, base: number, warn: (message: string, offset: number) => void): TlsPolicy {
-  const toks = tokenize(value, base)
-  const first = toks[0]
+  let first: Token | undefined
+  let none = false
+  const attrs: Token[] = []
+  tokenize(value, base, (text, offset) => {
+    if (first === undefined) {
+      first = { text, offset }
+      none = text.toLowerCase() === 'none'
+    } else if (none) {
+      // Postfix warns and ignores attributes when TLS is disabled. Warned as found, no token kept: a
+      // table may hold millions of them. (A later tokenizer defect discards these warnings.)
+      warn(`ignoring attribute "${text}" with TLS disabled`, offset)
+    } else attrs.push({ text, offset })
+  })
   // Postfix: "invalid empty policy"
   if (first === undefined) throw new Defect('invalid empty policy', base)
   const levelName = first.text.toLowerCase()
   if (!isSecurityLevel(levelName)) throw new Defect(`invalid security level "${first.text}"`, first.offset)
   const level: SecurityLevel = levelName
   const policy: TlsPolicy = { level }
-  if (level === 'none') {
-    // Postfix warns and ignores attributes when TLS is disabled.
-    for (const t of toks.slice(1)) warn(`ignoring attribute "${t.text}" with TLS disabled`, t.offset)
-    return policy
-  }
+  if (level === 'none') return policy
   const once = (name: string, present: boolean, at: number): void => {
     if (present) throw new Defect(`attribute "${name}" is specified multiple times`, at)
   }
   // Postfix EXT_POLICY_* attributes: only together with policy_type.
   const ext: Partial<ExternalPolicyInfo> & { strings: string[]; mxHostPatterns: string[] } = { strings: [], mxHostPatterns: [] }
   let extAt: number | undefined
-  for (const tok of toks.slice(1)) {
+  for (const tok of attrs) {
     const { name: rawName, value: v, valueOffset } = splitNameValue(tok)
     const name = rawName.toLowerCase()
     const at = tok.offset
@@ -566,11 +576,12 @@ function parsePolicyTableChecked(text: string, opts: ParsePolicyTableOptions = {
         throw new Defect(`expected format: key whitespace value (no policy for "${keyRaw}")`, keyRaw.length)
       }
       policy = parseValue(lg.text.slice(valueStart), valueStart, (message, offset) => {
-        const p = position(lg.segments, offset)
-        localWarnings.push({ line: p.line, column: p.column, message: `${keyRaw}: ${message}` })
+        const seg = segmentAt(lg.segments, offset)
+        localWarnings.push({ line: seg.line, column: offset - seg.start + 1, message: `${keyRaw}: ${message}` })
       })
     } catch (e) {
       if (!(e instanceof Defect)) throw e
+      localWarnings.length = 0
       const p = position(lg.segments, e.offset)
       const err = fail(`"${keyRaw}": ${e.message}`, p.line, p.column)
       if (mode === 'throw') throw err

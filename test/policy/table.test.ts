@@ -340,3 +340,16 @@ describe('parsePolicyTable: large inputs (issue 10 §3)', () => {
     assert.equal(e.column, 2)
   })
 })
+
+describe('parsePolicyTable: level none with a later tokenizer defect', () => {
+  it('the entry is defective and no "ignoring attribute" warning is kept for it', () => {
+    throwsCoded(() => parsePolicyTable('a none x {y'), 'ERR_POLICY_SYNTAX', /missing "\}"/)
+    const t = parsePolicyTable('a none x {y\nb none z', { onError: 'defer' })
+    assert.equal(t.errors.length, 1)
+    assert.ok(t.entries.get('a')?.policy.defect)
+    assert.deepEqual(
+      t.warnings.map((w) => w.message),
+      ['b: ignoring attribute "z" with TLS disabled'],
+    )
+  })
+})
