@@ -120,26 +120,63 @@ export class SmtpTlsError extends Error {
   readonly line?: number
   readonly column?: number
 
+  /**
+   * Never throws, whatever it is given: a message that is not a string is described, and options
+   * that cannot be read (a throwing getter or `Proxy` trap) are ignored, so an error can always be raised.
+   */
   constructor(code: ErrorCode, message: string, options: SmtpTlsErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    const o = readErrorOptions(options)
+    super(typeof message === 'string' ? message : safeString(message), o.cause === undefined ? undefined : { cause: o.cause })
     this.name = 'SmtpTlsError'
     this.code = code
-    this.temporary = options.temporary ?? true
-    if (options.enhancedStatus !== undefined) {
+    this.temporary = o.temporary ?? true
+    if (o.enhancedStatus !== undefined) {
       // RFC 3463 §3.1: the class of a temporary failure is 4 ("persistent transient"). A server's 5.x.x
       // on a failure we treat as temporary (a 554 greeting: Postfix smtp_skip_5xx_greeting) becomes
       // 4.x.x, so a queue that defers on `enhancedStatus` never bounces; the message keeps the reply.
-      const st = options.enhancedStatus
-      this.enhancedStatus = this.temporary && st.startsWith('5.') ? `4.${st.slice(2)}` : st
+      const st = o.enhancedStatus
+      this.enhancedStatus = this.temporary && typeof st === 'string' && st.startsWith('5.') ? `4.${st.slice(2)}` : st
     }
-    if (options.tlsrpt !== undefined) this.tlsrpt = options.tlsrpt
-    if (options.position !== undefined) this.position = options.position
-    if (options.line !== undefined) this.line = options.line
-    if (options.column !== undefined) this.column = options.column
+    if (o.tlsrpt !== undefined) this.tlsrpt = o.tlsrpt
+    if (o.position !== undefined) this.position = o.position
+    if (o.line !== undefined) this.line = o.line
+    if (o.column !== undefined) this.column = o.column
   }
 }
 
-/** Type guard: is `e` an {@link SmtpTlsError}, optionally with the given code? @public */
+function safeString(v: unknown): string {
+  try {
+    return String(v)
+  } catch {
+    return `(${typeof v})`
+  }
+}
+
+function readErrorOptions(options: unknown): SmtpTlsErrorOptions {
+  if (typeof options !== 'object' || options === null) return {}
+  try {
+    const o = options as SmtpTlsErrorOptions
+    const { temporary, enhancedStatus, tlsrpt, position, line, column, cause } = o
+    const out: SmtpTlsErrorOptions = {}
+    if (typeof temporary === 'boolean') out.temporary = temporary
+    if (typeof enhancedStatus === 'string') out.enhancedStatus = enhancedStatus
+    if (typeof tlsrpt === 'string') out.tlsrpt = tlsrpt
+    if (typeof position === 'number') out.position = position
+    if (typeof line === 'number') out.line = line
+    if (typeof column === 'number') out.column = column
+    if (cause !== undefined) out.cause = cause
+    return out
+  } catch {
+    return {}
+  }
+}
+
+/** Type guard: is `e` an {@link SmtpTlsError}, optionally with the given code? Never throws. @public */
 export function isSmtpTlsError(e: unknown, code?: ErrorCode): e is SmtpTlsError {
-  return e instanceof SmtpTlsError && (code === undefined || e.code === code)
+  try {
+    return e instanceof SmtpTlsError && (code === undefined || e.code === code)
+  } catch {
+    // a Proxy whose getPrototypeOf trap throws is no SmtpTlsError
+    return false
+  }
 }

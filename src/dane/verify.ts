@@ -1,4 +1,5 @@
 /** DANE verification of a peer chain against a TLSA RRset (RFC 6698 §2.1, RFC 7671 §5, RFC 7672 §3). */
+import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { bytesEqual, toHex } from '../bytes.js'
 import type { TlsaDigest, TlsaRecord } from '../tlsa/types.js'
@@ -129,6 +130,14 @@ function checkInput(input: DaneVerifyInput): void {
  * @public
  */
 export function verifyDane(input: DaneVerifyInput): DaneResult {
+  try {
+    return verifyDaneChecked(input)
+  } catch (e) {
+    throw coded(e, 'verifyDane')
+  }
+}
+
+function verifyDaneChecked(input: DaneVerifyInput): DaneResult {
   checkInput(input)
   const opts: { profile?: DaneProfile; digests?: readonly TlsaDigest[] } = {}
   if (input.profile !== undefined) opts.profile = input.profile

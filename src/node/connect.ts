@@ -16,6 +16,7 @@ import {
   type TLSSocket,
 } from 'node:tls'
 import type { DestinationFacts, MxHostFacts } from '../dns/types.js'
+import { coded } from '../args.js'
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
 import { decide, type ConnectionFacts, type TlsOutcome, type Verdict } from '../policy/decide.js'
 import { mustEncrypt, type EffectiveLevel, type SecurityLevel } from '../policy/levels.js'
@@ -113,6 +114,12 @@ export class SmtpTlsConnectError extends SmtpTlsError {
   readonly attempts: ConnectAttempt[]
   readonly facts?: DestinationFacts
   constructor(last: SmtpTlsError, attempts: ConnectAttempt[], facts?: DestinationFacts) {
+    // Never throws, like SmtpTlsError: a `last` that is no SmtpTlsError (or a Proxy) is described.
+    if (!isSmtpTlsErrorSafe(last))
+      last = new SmtpTlsError('ERR_INVALID_ARGUMENT', 'SmtpTlsConnectError needs the SmtpTlsError of the last attempt', {
+        temporary: false,
+      })
+    if (!isArraySafe(attempts)) attempts = []
     super(last.code, last.message, {
       temporary: last.temporary,
       ...(last.enhancedStatus !== undefined ? { enhancedStatus: last.enhancedStatus } : {}),
@@ -121,7 +128,25 @@ export class SmtpTlsConnectError extends SmtpTlsError {
     })
     this.name = 'SmtpTlsConnectError'
     this.attempts = attempts
-    if (facts !== undefined) this.facts = facts
+    if (facts !== undefined && facts !== null && typeof facts === 'object') this.facts = facts
+  }
+}
+
+/** `Array.isArray` that a revoked Proxy cannot turn into a throw. */
+function isArraySafe(x: unknown): x is unknown[] {
+  try {
+    return Array.isArray(x)
+  } catch {
+    return false
+  }
+}
+
+/** `instanceof` that a Proxy's getPrototypeOf trap cannot turn into a throw. */
+function isSmtpTlsErrorSafe(x: unknown): x is SmtpTlsError {
+  try {
+    return x instanceof SmtpTlsError
+  } catch {
+    return false
   }
 }
 
@@ -756,7 +781,13 @@ function destinationError(facts: DestinationFacts): SmtpTlsError | undefined {
 }
 
 async function run(destination: string, o: ConnectOptions, probe: boolean): Promise<SmtpConnection> {
-  const s = settings(destination, o, probe)
+  let s: Settings
+  try {
+    s = settings(destination, o, probe)
+  } catch (e) {
+    // a getter or Proxy trap in the caller's options: coded, before any I/O (DESIGN.md §3)
+    throw coded(e, probe ? 'probe' : 'connect')
+  }
   const facts = await discoverDestination(s.destination, {
     resolver: s.resolver,
     port: s.port,
@@ -852,7 +883,13 @@ export interface ProbeReport {
  * @public
  */
 export async function probe(destination: string, options: ConnectOptions = {}): Promise<ProbeReport> {
-  const level = options.level ?? options.policy?.defaultLevel ?? 'may'
+  let level: SecurityLevel
+  try {
+    if (options === null || typeof options !== 'object') invalid('options must be an object')
+    level = options.level ?? options.policy?.defaultLevel ?? 'may'
+  } catch (e) {
+    throw coded(e, 'probe')
+  }
   try {
     const c = await run(destination, options, true)
     await quit(c.socket, options.timeoutMs ?? 30_000)
@@ -924,6 +961,15 @@ function quit(socket: Socket | TLSSocket, timeoutMs: number): Promise<void> {
  * @public
  */
 export function summaryLine(outcome: ProbeOutcome, trace: readonly TraceStep[] = [], destination?: string): string {
+  try {
+    return summary(outcome, Array.isArray(trace) ? trace : [], typeof destination === 'string' ? destination : undefined)
+  } catch (e) {
+    throw coded(e, 'summaryLine')
+  }
+}
+
+function summary(outcome: ProbeOutcome, trace: readonly TraceStep[], destination: string | undefined): string {
+  if (outcome === null || typeof outcome !== 'object') invalid('summaryLine needs a ProbeOutcome')
   // Postfix's host[address]:port; with no connection at all (DNS failed, null MX), the destination.
   const where =
     outcome.host === undefined

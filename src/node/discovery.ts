@@ -3,6 +3,7 @@
  * the MX RRset and its security, per host the addresses, the TLSA RRset and its status, the TLSA base
  * domain and the DANE-TA reference identifiers. The output is plain data for the policy engine.
  */
+import { coded, describeValue, invalidArgument } from '../args.js'
 import { isIP } from 'node:net'
 import { SmtpTlsError } from '../errors.js'
 import type { CnameLink, DestinationFacts, DnsAnswer, DnsFailure, HostAddress, MxHostFacts, TlsaFacts } from '../dns/types.js'
@@ -232,6 +233,17 @@ async function examineHost(host: string, preference: number, ctx: HostContext): 
  * @public
  */
 export async function discoverDestination(destination: string, opts: DiscoverOptions = {}): Promise<DestinationFacts> {
+  // Checked before any I/O; anything thrown while reading the caller's options is coded.
+  try {
+    return await discoverDestinationChecked(destination, opts)
+  } catch (e) {
+    throw coded(e, 'discoverDestination')
+  }
+}
+
+async function discoverDestinationChecked(destination: string, opts: DiscoverOptions = {}): Promise<DestinationFacts> {
+  if (typeof opts !== 'object' || opts === null)
+    throw invalidArgument(`discoverDestination options must be an object, got ${describeValue(opts)}`)
   const port = opts.port ?? 25
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `invalid port ${String(port)}`)
   const families = opts.families ?? [4, 6]

@@ -1,5 +1,6 @@
 /** Certificate files for the CLI and examples. */
 import { readFile } from 'node:fs/promises'
+import { describeValue, invalidArgument } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { pemToDerAll } from '../x509/pem.js'
 
@@ -10,6 +11,9 @@ import { pemToDerAll } from '../x509/pem.js'
  * @public
  */
 export async function readCertificateFile(path: string): Promise<Uint8Array[]> {
+  // Checked before any I/O: readFile would also take a Buffer, a URL or a file descriptor.
+  if (typeof path !== 'string' || path.length === 0)
+    throw invalidArgument(`certificate file path must be a non-empty string, got ${describeValue(path)}`)
   let bytes: Buffer
   try {
     bytes = await readFile(path)

@@ -1,4 +1,5 @@
 /** Certificate and public-key fingerprints in Postfix's `AB:CD:…` form (Postfix `fingerprint` level). */
+import { coded } from '../args.js'
 import { createHash } from 'node:crypto'
 import { SmtpTlsError } from '../errors.js'
 import { toHexSeparated } from '../bytes.js'
@@ -55,6 +56,14 @@ export function fingerprintBytes(der: Uint8Array, digest: PinDigest, of: PinSubj
  * @public
  */
 export function certificateFingerprint(cert: Uint8Array | string, opts: FingerprintOptions = {}): string {
+  try {
+    return certificateFingerprintChecked(cert, opts)
+  } catch (e) {
+    throw coded(e, 'certificateFingerprint')
+  }
+}
+
+function certificateFingerprintChecked(cert: Uint8Array | string, opts: FingerprintOptions = {}): string {
   if (opts === null || typeof opts !== 'object') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'options must be an object')
   const digest = checkDigest(opts.digest)
   const of = checkSubject(opts.of)

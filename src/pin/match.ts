@@ -3,6 +3,7 @@
  * certificate's digest and with its public key's digest, as Postfix does (a pin acts like the
  * TLSA records `3 0 255` and `3 1 255`). No name or expiry checks at this level.
  */
+import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { bytesEqual, hexValue, toHexSeparated } from '../bytes.js'
 import { sliceCertificate } from '../x509/der.js'
@@ -55,6 +56,14 @@ function syntax(message: string, position: number): never {
  * @public
  */
 export function parsePins(pins: string | readonly string[], opts: PinOptions = {}): Uint8Array[] {
+  try {
+    return parsePinsChecked(pins, opts)
+  } catch (e) {
+    throw coded(e, 'parsePins')
+  }
+}
+
+function parsePinsChecked(pins: string | readonly string[], opts: PinOptions = {}): Uint8Array[] {
   const digest = checkDigest(opts?.digest)
   const want = PIN_DIGEST_LENGTH[digest]
   let items: string[]
@@ -102,6 +111,14 @@ export function parsePins(pins: string | readonly string[], opts: PinOptions = {
  * @public
  */
 export function matchPins(cert: Uint8Array | string, pins: string | readonly string[], opts: PinOptions = {}): PinResult {
+  try {
+    return matchPinsChecked(cert, pins, opts)
+  } catch (e) {
+    throw coded(e, 'matchPins')
+  }
+}
+
+function matchPinsChecked(cert: Uint8Array | string, pins: string | readonly string[], opts: PinOptions = {}): PinResult {
   const digest = checkDigest(opts?.digest)
   const list = parsePins(pins, { digest })
   let der: Uint8Array

@@ -3,6 +3,7 @@
  * TLS 1.2 and below. TLS 1.3 suites are negotiated separately and keep the TLS stack's defaults, as
  * in Postfix (postconf(5) `smtp_tls_mandatory_ciphers`, `tls_high_cipherlist`, …).
  */
+import { describeValue, invalidArgument, readOptions } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import type { CipherGrade } from './table.js'
 
@@ -43,15 +44,16 @@ export interface CipherPolicy {
  * ```
  * @public
  */
-export function tlsCipherList(p: CipherPolicy): string | undefined {
-  if (p === null || typeof p !== 'object')
-    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'tlsCipherList needs a policy object', { temporary: false })
+export function tlsCipherList(policy: CipherPolicy): string | undefined {
+  if (policy === undefined) throw invalidArgument('tlsCipherList needs a policy object')
+  // read once into a snapshot: a getter or Proxy trap becomes ERR_INVALID_ARGUMENT
+  const p = readOptions(policy, 'tlsCipherList policy', ['ciphers', 'exclude', 'authenticating'] as const) as Partial<CipherPolicy>
   if (p.ciphers === undefined && p.exclude === undefined) return undefined
   const grade = p.ciphers ?? 'medium'
-  const base = GRADES[grade]
+  const base = typeof grade === 'string' && Object.hasOwn(GRADES, grade) ? GRADES[grade] : undefined
   if (base === undefined)
-    throw new SmtpTlsError('ERR_POLICY_CONFIG', `unknown cipher grade ${JSON.stringify(grade)}`, { enhancedStatus: '4.7.5' })
-  let list = base
+    throw new SmtpTlsError('ERR_POLICY_CONFIG', `unknown cipher grade ${describeValue(grade)}`, { enhancedStatus: '4.7.5' })
+  let list: string = base
   if (p.exclude !== undefined) {
     if (typeof p.exclude !== 'string') throw new SmtpTlsError('ERR_POLICY_CONFIG', 'exclude= must be text', { enhancedStatus: '4.7.5' })
     for (const name of p.exclude.split(/[\s,:]+/)) {
@@ -64,6 +66,6 @@ export function tlsCipherList(p: CipherPolicy): string | undefined {
       list += `:!${name}`
     }
   }
-  if (p.authenticating) list += ':!aNULL'
+  if (p.authenticating === true) list += ':!aNULL'
   return list
 }

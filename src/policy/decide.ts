@@ -3,6 +3,7 @@
  * produced. Outcome words are Postfix's (`tls_log_summary`: Anonymous, Untrusted, Trusted,
  * Verified) plus `plaintext` and `deferred`; RFC 7435 §3: never report more than was achieved.
  */
+import { coded } from '../args.js'
 import { verifyDane, type DaneFailureCode } from '../dane/verify.js'
 import { SmtpTlsError, type ErrorCode, type TlsRptResultType } from '../errors.js'
 import { matchPins } from '../pin/match.js'
@@ -115,6 +116,14 @@ export function pkixTlsRpt(error: string | undefined): TlsRptResultType {
  * @public
  */
 export function decide(effective: EffectivePolicy, conn: ConnectionFacts, opts: DecideOptions = {}): Verdict {
+  try {
+    return decideChecked(effective, conn, opts)
+  } catch (e) {
+    throw coded(e, 'decide')
+  }
+}
+
+function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: DecideOptions = {}): Verdict {
   if (effective === null || typeof effective !== 'object' || !Array.isArray(effective.trace)) {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'decide needs the result of resolvePolicy')
   }

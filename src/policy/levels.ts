@@ -3,6 +3,7 @@
  * Order and predicates follow Postfix `src/tls/tls.h` (`TLS_LEV_*`, `TLS_MUST_MATCH`,
  * `TLS_MUST_PKIX`, `TLS_OPPORTUNISTIC`, `TLS_REQUIRED`, `TLS_DANE_BASED`).
  */
+import { describeValue, invalidArgument } from '../args.js'
 
 /** A configurable security level (postconf(5) `smtp_tls_security_level`). @public */
 export type SecurityLevel = 'none' | 'may' | 'encrypt' | 'dane' | 'dane-only' | 'fingerprint' | 'verify' | 'secure'
@@ -58,7 +59,15 @@ const RANK: Readonly<Record<EffectiveLevel, number>> = {
 
 /** Position of a level in {@link SECURITY_LEVELS} (Postfix `TLS_LEV_*` value). @public */
 export function levelRank(level: EffectiveLevel): number {
-  return RANK[level]
+  return rank(level)
+}
+
+/** The rank of a level; anything else (a wrong type, an unknown name, `toString`) is ERR_INVALID_ARGUMENT. */
+function rank(level: unknown): number {
+  if (typeof level !== 'string' || !Object.prototype.hasOwnProperty.call(RANK, level)) {
+    throw invalidArgument(`not a security level: ${describeValue(level)}`)
+  }
+  return RANK[level as EffectiveLevel]
 }
 
 /** Is `s` a configurable level name (case-sensitive; Postfix `tls_level_lookup` rejects `half-dane`)? @public */
@@ -68,17 +77,17 @@ export function isSecurityLevel(s: unknown): s is SecurityLevel {
 
 /** TLS is mandatory: every level above `may` (Postfix `TLS_REQUIRED`). @public */
 export function mustEncrypt(level: EffectiveLevel): boolean {
-  return RANK[level] > RANK.may
+  return rank(level) > RANK.may
 }
 
 /** The peer must be authenticated (pins, DANE or PKIX): every level above `encrypt` (Postfix `TLS_MUST_MATCH`). @public */
 export function mustMatch(level: EffectiveLevel): boolean {
-  return RANK[level] > RANK.encrypt
+  return rank(level) > RANK.encrypt
 }
 
 /** Authentication uses the PKIX (WebPKI / tafile) trust store: `verify` and `secure` (Postfix `TLS_MUST_PKIX`). @public */
 export function mustPkix(level: EffectiveLevel): boolean {
-  return RANK[level] >= RANK.verify
+  return rank(level) >= RANK.verify
 }
 
 /**
@@ -97,5 +106,5 @@ export function isDaneBased(level: EffectiveLevel): boolean {
 
 /** The weaker of two levels (e.g. `TLS-Required: No` caps at `may`, RFC 8689 §4.2.2). @public */
 export function minLevel<T extends EffectiveLevel>(a: T, b: T): T {
-  return RANK[a] <= RANK[b] ? a : b
+  return rank(a) <= rank(b) ? a : b
 }

@@ -1,4 +1,5 @@
 /** Policy table lookup by next-hop destination (postconf(5) `smtp_tls_policy_maps`). */
+import { coded, readOptions } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { normalizePolicyKey } from './names.js'
 import { isValidHostname, type PolicyTable, type TlsPolicy } from './table.js'
@@ -17,9 +18,17 @@ export interface LookupPolicyOptions {
  * @public
  */
 export function policyLookupKeys(nexthop: string, opts: LookupPolicyOptions = {}): string[] {
+  try {
+    return policyLookupKeysChecked(nexthop, opts)
+  } catch (e) {
+    throw coded(e, 'policyLookupKeys')
+  }
+}
+
+function policyLookupKeysChecked(nexthop: string, opts: LookupPolicyOptions = {}): string[] {
   if (typeof nexthop !== 'string' || nexthop.length === 0)
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'nexthop must be a non-empty string')
-  const defaultPort = opts.defaultPort ?? 25
+  const defaultPort = readOptions(opts, 'policyLookupKeys options', ['defaultPort']).defaultPort ?? 25
   let key = nexthop.trim().toLowerCase()
   const m = /^(\[[^\]]*\]|[^:[\]]+):(\d+)$/.exec(key)
   if (m && Number(m[2]) === defaultPort) key = m[1]!
@@ -49,6 +58,14 @@ export function policyLookupKeys(nexthop: string, opts: LookupPolicyOptions = {}
  * @public
  */
 export function lookupPolicy(table: PolicyTable, nexthop: string, opts: LookupPolicyOptions = {}): TlsPolicy | undefined {
+  try {
+    return lookupPolicyChecked(table, nexthop, opts)
+  } catch (e) {
+    throw coded(e, 'lookupPolicy')
+  }
+}
+
+function lookupPolicyChecked(table: PolicyTable, nexthop: string, opts: LookupPolicyOptions = {}): TlsPolicy | undefined {
   if (table === null || typeof table !== 'object' || !(table.entries instanceof Map)) {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'table must come from parsePolicyTable')
   }

@@ -3,6 +3,7 @@
  * the DNS facts the caller gathered, as Postfix `smtp_tls_policy.c` (`policy_create`, `dane_init`,
  * `dane_incompat`) computes it, with RFC 7672 §2 as the normative reference.
  */
+import { coded } from '../args.js'
 import type { TlsaLookupStatus } from '../dns/types.js'
 import { SmtpTlsError, type ErrorCode, type TlsRptResultType } from '../errors.js'
 import type { PinDigest } from '../pin/fingerprint.js'
@@ -250,6 +251,14 @@ function pkixNames(strategies: readonly string[], d: PolicyDestinationFacts, h: 
  * @public
  */
 export function resolvePolicy(input: ResolvePolicyInput): EffectivePolicy {
+  try {
+    return resolvePolicyChecked(input)
+  } catch (e) {
+    throw coded(e, 'resolvePolicy')
+  }
+}
+
+function resolvePolicyChecked(input: ResolvePolicyInput): EffectivePolicy {
   checkInput(input)
   const d = input.destination
   const h = input.host

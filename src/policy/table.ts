@@ -8,6 +8,7 @@
  * `{ name = value }` keeps whitespace inside a value (newer Postfix, `mystrtokq` with braces). Which attribute is valid at
  * which level, and how often, follows Postfix `smtp_tls_policy.c` `tls_policy_lookup_one`.
  */
+import { coded, describeValue, invalidArgument, readOptions } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { hexValue } from '../bytes.js'
 import { isSecurityLevel, mustPkix, type SecurityLevel } from './levels.js'
@@ -172,11 +173,25 @@ interface Segment {
   line: number
 }
 
-/** Map an offset in a logical line to 1-based line and column. */
+/**
+ * Map an offset in a logical line to 1-based line and column. `segments` are sorted by `start`, so a
+ * binary search: a linear scan made every warning cost O(continuation lines), quadratic in all.
+ */
 function position(segments: readonly Segment[], offset: number): { line: number; column: number } {
-  let seg = segments[0]!
-  for (const s of segments) if (s.start <= offset) seg = s
+  const seg = segmentAt(segments, offset)
   return { line: seg.line, column: offset - seg.start + 1 }
+}
+
+/** The physical line (segment) holding `offset`. */
+function segmentAt(segments: readonly Segment[], offset: number): Segment {
+  let lo = 0
+  let hi = segments.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1
+    if (segments[mid]!.start <= offset) lo = mid
+    else hi = mid - 1
+  }
+  return segments[lo]!
 }
 
 interface Token {
@@ -187,8 +202,7 @@ interface Token {
 const isSep = (c: string): boolean => c === ' ' || c === '\t' || c === ',' || c === '\n' || c === '\r' || c === '\v' || c === '\f'
 
 /** Postfix `mystrtokq(&s, CHARS_COMMA_SP, CHARS_BRACE)`: split on whitespace and commas, `{…}` kept whole. */
-function tokenize(s: string, base: number): Token[] {
-  const out: Token[] = []
+function tokenize(s: string, base: number, sink: (text: string, offset: number) => void): void {
   let i = 0
   while (i < s.length) {
     while (i < s.length && isSep(s[i]!)) i++
@@ -205,9 +219,8 @@ function tokenize(s: string, base: number): Token[] {
       i++
     }
     if (depth > 0) throw new Defect(`missing "}" in "${s.slice(start)}"`, base + start)
-    out.push({ text: s.slice(start, i), offset: base + start })
+    sink(s.slice(start, i), base + start)
   }
-  return out
 }
 
 /** Postfix `split_nameval` (after `extpar` for `{ … }`): `name=value`, whitespace around both trimmed. */
@@ -277,6 +290,18 @@ function parseProtocols(value: string, at: number): ProtocolPolicy {
 
 /** Is a negotiated protocol (`TLSv1.3`, as Node's `getProtocol()` reports it) allowed by `p`? @public */
 export function protocolAllowed(p: ProtocolPolicy, negotiated: string): boolean {
+  try {
+    return protocolAllowedChecked(p, negotiated)
+  } catch (e) {
+    throw coded(e, 'protocolAllowed')
+  }
+}
+
+function protocolAllowedChecked(p: ProtocolPolicy, negotiated: string): boolean {
+  if (typeof p !== 'object' || p === null || !Array.isArray(p.include) || !Array.isArray(p.exclude)) {
+    throw invalidArgument(`protocolAllowed needs a ProtocolPolicy, got ${describeValue(p)}`)
+  }
+  if (typeof negotiated !== 'string') throw invalidArgument(`negotiated protocol must be a string, got ${describeValue(negotiated)}`)
   const idx = TLS_PROTOCOL_VERSIONS.findIndex((v) => v.toLowerCase() === negotiated.toLowerCase())
   if (idx < 0) return false
   const v = TLS_PROTOCOL_VERSIONS[idx]!
@@ -315,26 +340,33 @@ function invalidMatchName(name: string, at: number): never {
 
 /** Parse a policy value (`level attr=value …`) into a policy. `warn` receives Postfix warnings. */
 function parseValue(value: string, base: number, warn: (message: string, offset: number) => void): TlsPolicy {
-  const toks = tokenize(value, base)
-  const first = toks[0]
+  let first: Token | undefined
+  let none = false
+  const attrs: Token[] = []
+  tokenize(value, base, (text, offset) => {
+    if (first === undefined) {
+      first = { text, offset }
+      none = text.toLowerCase() === 'none'
+    } else if (none) {
+      // Postfix warns and ignores attributes when TLS is disabled. Warned as found, no token kept: a
+      // table may hold millions of them. (A later tokenizer defect discards these warnings.)
+      warn(`ignoring attribute "${text}" with TLS disabled`, offset)
+    } else attrs.push({ text, offset })
+  })
   // Postfix: "invalid empty policy"
   if (first === undefined) throw new Defect('invalid empty policy', base)
   const levelName = first.text.toLowerCase()
   if (!isSecurityLevel(levelName)) throw new Defect(`invalid security level "${first.text}"`, first.offset)
   const level: SecurityLevel = levelName
   const policy: TlsPolicy = { level }
-  if (level === 'none') {
-    // Postfix warns and ignores attributes when TLS is disabled.
-    for (const t of toks.slice(1)) warn(`ignoring attribute "${t.text}" with TLS disabled`, t.offset)
-    return policy
-  }
+  if (level === 'none') return policy
   const once = (name: string, present: boolean, at: number): void => {
     if (present) throw new Defect(`attribute "${name}" is specified multiple times`, at)
   }
   // Postfix EXT_POLICY_* attributes: only together with policy_type.
   const ext: Partial<ExternalPolicyInfo> & { strings: string[]; mxHostPatterns: string[] } = { strings: [], mxHostPatterns: [] }
   let extAt: number | undefined
-  for (const tok of toks.slice(1)) {
+  for (const tok of attrs) {
     const { name: rawName, value: v, valueOffset } = splitNameValue(tok)
     const name = rawName.toLowerCase()
     const at = tok.offset
@@ -360,21 +392,20 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
       case 'match': {
         if (v.length === 0) throw new Defect(`attribute "match" has empty value`, at)
         if (level === 'fingerprint') {
-          const pins = v.split('|').filter((x) => x.length > 0)
+          const match = (policy.match ??= [])
           let off = valueOffset
           for (const pin of v.split('|')) {
-            if (pin.length > 0) checkPinSyntax(pin, off)
+            if (pin.length > 0) {
+              checkPinSyntax(pin, off)
+              // One push per item: push(...pins) overflows the stack on a long list.
+              match.push(pin)
+            }
             off += pin.length + 1
           }
-          ;(policy.match ??= []).push(...pins)
         } else if (level === 'verify' || level === 'secure') {
+          const match = (policy.match ??= [])
           // argv_split(val, ":") skips empty fields.
-          ;(policy.match ??= []).push(
-            ...v
-              .split(':')
-              .filter((x) => x.length > 0)
-              .map((x) => normalizeMatchName(x) ?? invalidMatchName(x, valueOffset)),
-          )
+          for (const x of v.split(':')) if (x.length > 0) match.push(normalizeMatchName(x) ?? invalidMatchName(x, valueOffset))
         } else {
           throw new Defect(`attribute "match" invalid at security level "${level}"`, at)
         }
@@ -481,10 +512,18 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
  * @public
  */
 export function parsePolicyTable(text: string, opts: ParsePolicyTableOptions = {}): PolicyTable {
+  try {
+    return parsePolicyTableChecked(text, opts)
+  } catch (e) {
+    throw coded(e, 'parsePolicyTable')
+  }
+}
+
+function parsePolicyTableChecked(text: string, opts: ParsePolicyTableOptions = {}): PolicyTable {
   if (typeof text !== 'string') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'policy table text must be a string')
-  const mode = opts.onError ?? 'throw'
+  const mode = readOptions(opts, 'parsePolicyTable options', ['onError']).onError ?? 'throw'
   if (mode !== 'throw' && mode !== 'defer')
-    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `onError must be "throw" or "defer", got ${String(mode)}`)
+    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `onError must be "throw" or "defer", got ${describeValue(mode)}`)
   if (text.length > MAX_TABLE_CHARS) {
     throw new SmtpTlsError('ERR_POLICY_SYNTAX', `policy table is larger than ${MAX_TABLE_CHARS} characters`, {
       line: 1,
@@ -543,10 +582,12 @@ export function parsePolicyTable(text: string, opts: ParsePolicyTableOptions = {
         throw new Defect(`expected format: key whitespace value (no policy for "${keyRaw}")`, keyRaw.length)
       }
       policy = parseValue(lg.text.slice(valueStart), valueStart, (message, offset) => {
-        localWarnings.push({ ...position(lg.segments, offset), message: `${keyRaw}: ${message}` })
+        const seg = segmentAt(lg.segments, offset)
+        localWarnings.push({ line: seg.line, column: offset - seg.start + 1, message: `${keyRaw}: ${message}` })
       })
     } catch (e) {
       if (!(e instanceof Defect)) throw e
+      localWarnings.length = 0
       const p = position(lg.segments, e.offset)
       const err = fail(`"${keyRaw}": ${e.message}`, p.line, p.column)
       if (mode === 'throw') throw err
@@ -558,7 +599,7 @@ export function parsePolicyTable(text: string, opts: ParsePolicyTableOptions = {
       warnings.push({ ...where, message: `duplicate entry "${keyRaw}" ignored (first at line ${entries.get(key)!.line})` })
       continue
     }
-    warnings.push(...localWarnings)
+    for (const w of localWarnings) warnings.push(w)
     policy.source = { key, line: where.line }
     entries.set(key, { key, line: where.line, policy })
   }

@@ -1,4 +1,5 @@
 /** Decision traces: the ordered rules that produced an effective policy or a verdict. */
+import { coded, describeValue, invalidArgument } from '../args.js'
 
 /**
  * One step of a decision: what was decided and the rule that says so.
@@ -14,11 +15,19 @@ export interface TraceStep {
 
 /** One log line for a trace: `rule [ref]; rule [ref]; …`. @public */
 export function formatTrace(trace: readonly TraceStep[]): string {
-  let s = ''
-  for (let i = 0; i < trace.length; i++) {
-    const t = trace[i]!
-    if (i > 0) s += '; '
-    s += `${t.rule} [${t.ref}]`
+  try {
+    if (!Array.isArray(trace)) throw invalidArgument(`formatTrace needs a list of trace steps, got ${describeValue(trace)}`)
+    let s = ''
+    for (let i = 0; i < trace.length; i++) {
+      const t: unknown = trace[i]
+      if (typeof t !== 'object' || t === null) throw invalidArgument(`trace step ${i} is ${describeValue(t)}, not an object`)
+      const { rule, ref } = t as TraceStep
+      if (typeof rule !== 'string' || typeof ref !== 'string') throw invalidArgument(`trace step ${i} needs string rule and ref`)
+      if (i > 0) s += '; '
+      s += `${rule} [${ref}]`
+    }
+    return s
+  } catch (e) {
+    throw coded(e, 'formatTrace')
   }
-  return s
 }

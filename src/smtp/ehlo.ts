@@ -1,6 +1,7 @@
 /**
  * EHLO reply parsing (RFC 5321 §4.1.1.1): the server's domain, then one extension per line.
  */
+import { coded, describeValue, invalidArgument } from '../args.js'
 import type { SmtpReply } from './reply.js'
 
 /**
@@ -100,13 +101,34 @@ function parseSize(p: string): number | undefined {
  * @public
  */
 export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): EhloCapabilities {
-  const lines: readonly string[] = isReply(reply) ? reply.lines : reply
+  try {
+    return parseEhloCapabilitiesChecked(reply)
+  } catch (e) {
+    throw coded(e, 'parseEhloCapabilities')
+  }
+}
+
+function parseEhloCapabilitiesChecked(reply: SmtpReply | readonly string[]): EhloCapabilities {
+  const lines: unknown = Array.isArray(reply) ? reply : typeof reply === 'object' && reply !== null ? (reply as SmtpReply).lines : undefined
+  if (!Array.isArray(lines)) {
+    throw invalidArgument(`parseEhloCapabilities needs an SmtpReply or its lines, got ${describeValue(reply)}`)
+  }
+  for (let i = 0; i < lines.length; i++) {
+    if (typeof lines[i] !== 'string') throw invalidArgument(`EHLO reply line ${i} is ${describeValue(lines[i])}, not a string`)
+  }
+  return capabilities(lines as readonly string[])
+}
+
+function capabilities(lines: readonly string[]): EhloCapabilities {
   const head = lines[0] ?? ''
   const sp = head.indexOf(' ')
   const domain = sp < 0 ? head : head.slice(0, sp)
   const greet = sp < 0 ? '' : head.slice(sp + 1)
   const extensions = new Map<string, string>()
   let ignored: string[] | undefined
+  // Mechanisms of every AUTH line, merged once at the end: re-splitting the merged text on each
+  // repeated AUTH line was quadratic in the number of lines.
+  let authWords: Set<string> | undefined
   for (let i = 1; i < lines.length; i++) {
     let line = lines[i] ?? ''
     // Obsolete "AUTH=LOGIN PLAIN" (pre-RFC 2554 servers); Postfix splits keywords on "=" too.
@@ -122,9 +144,13 @@ export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): Ehl
     const params = cut === line.length ? '' : line.slice(cut + 1).trim()
     const prev = extensions.get(key)
     if (prev === undefined) extensions.set(key, params)
-    // Servers that send both "AUTH PLAIN" and "AUTH=PLAIN": merge the mechanisms.
-    else if (key === 'AUTH') extensions.set('AUTH', mergeWords(prev, params))
+    else if (key === 'AUTH') {
+      // Servers that send both "AUTH PLAIN" and "AUTH=PLAIN": merge the mechanisms.
+      authWords ??= addWords(new Set<string>(), prev)
+      addWords(authWords, params)
+    }
   }
+  if (authWords !== undefined) extensions.set('AUTH', [...authWords].join(' '))
   const known: KnownExtensions = {
     STARTTLS: extensions.has('STARTTLS'),
     REQUIRETLS: extensions.has('REQUIRETLS'),
@@ -154,12 +180,7 @@ export function parseEhloCapabilities(reply: SmtpReply | readonly string[]): Ehl
   return caps
 }
 
-function mergeWords(a: string, b: string): string {
-  const seen = new Set(a.split(' ').filter((w) => w !== ''))
-  for (const w of b.split(' ')) if (w !== '') seen.add(w)
-  return [...seen].join(' ')
-}
-
-function isReply(x: SmtpReply | readonly string[]): x is SmtpReply {
-  return !Array.isArray(x)
+function addWords(seen: Set<string>, text: string): Set<string> {
+  for (const w of text.split(' ')) if (w !== '') seen.add(w)
+  return seen
 }

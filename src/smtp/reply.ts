@@ -4,7 +4,11 @@
  * Bytes are scanned for LF; a line is decoded (latin1, one char per byte, so nothing can fail to
  * decode) only once it is complete. Limits bound the memory a hostile server can make us hold.
  */
+import { coded, describeValue, invalidArgument, isBytes, readOptions } from '../args.js'
+import { latin1 } from '../bytes.js'
 import { SmtpTlsError } from '../errors.js'
+
+export { latin1 }
 
 /**
  * One complete SMTP reply.
@@ -56,22 +60,6 @@ export function checkLimit(name: string, value: unknown, min: number, max: numbe
     })
   }
   return value
-}
-
-/** Decode bytes one char per byte (latin1). Never throws, whatever the bytes. */
-export function latin1(bytes: Uint8Array, start: number, end: number): string {
-  // Short lines (the usual case): a char loop beats fromCharCode.apply on a typed array.
-  if (end - start <= 64) {
-    let s = ''
-    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i] as number)
-    return s
-  }
-  let s = ''
-  for (let i = start; i < end; i += 4096) {
-    const sub = bytes.subarray(i, Math.min(end, i + 4096))
-    s += String.fromCharCode.apply(null, sub as unknown as number[])
-  }
-  return s
 }
 
 /**
@@ -140,8 +128,9 @@ export class ReplyParser {
   #failed: SmtpTlsError | undefined = undefined
 
   constructor(opts: ReplyParserOptions = {}) {
-    this.maxLineLength = checkLimit('maxLineLength', opts.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH, 4, 1 << 24)
-    this.maxLines = checkLimit('maxLines', opts.maxLines ?? DEFAULT_MAX_LINES, 1, 1 << 20)
+    const o = readOptions(opts, 'ReplyParser options', ['maxLineLength', 'maxLines'])
+    this.maxLineLength = checkLimit('maxLineLength', o.maxLineLength ?? DEFAULT_MAX_LINE_LENGTH, 4, 1 << 24)
+    this.maxLines = checkLimit('maxLines', o.maxLines ?? DEFAULT_MAX_LINES, 1, 1 << 20)
   }
 
   /** Bytes received but not yet returned as part of a reply (lines of an incomplete reply count too). */
@@ -160,6 +149,7 @@ export class ReplyParser {
    */
   push(bytes: Uint8Array): void {
     if (this.#failed) throw this.#failed
+    if (!isBytes(bytes)) throw invalidArgument(`ReplyParser.push needs a Uint8Array, got ${describeValue(bytes)}`)
     const n = bytes.length
     if (n === 0) return
     const live = this.#end - this.#start
@@ -289,6 +279,17 @@ function quote(buf: Uint8Array, start: number, end: number): string {
  * @public
  */
 export function formatReplyLines(reply: SmtpReply): string[] {
+  try {
+    return formatReplyLinesChecked(reply)
+  } catch (e) {
+    throw coded(e, 'formatReplyLines')
+  }
+}
+
+function formatReplyLinesChecked(reply: SmtpReply): string[] {
+  if (typeof reply !== 'object' || reply === null || !Array.isArray(reply.lines) || typeof reply.code !== 'number') {
+    throw invalidArgument(`formatReplyLines needs an SmtpReply, got ${describeValue(reply)}`)
+  }
   const n = reply.lines.length
   const out: string[] = new Array<string>(n)
   for (let i = 0; i < n; i++) {
@@ -304,6 +305,16 @@ export function formatReplyLines(reply: SmtpReply): string[] {
  * @public
  */
 export function parseReply(input: string | Uint8Array, opts: ReplyParserOptions = {}): SmtpReply {
+  try {
+    return parseReplyChecked(input, opts)
+  } catch (e) {
+    throw coded(e, 'parseReply')
+  }
+}
+
+function parseReplyChecked(input: string | Uint8Array, opts: ReplyParserOptions = {}): SmtpReply {
+  if (typeof input !== 'string' && !isBytes(input))
+    throw invalidArgument(`parseReply needs a string or a Uint8Array, got ${describeValue(input)}`)
   const bytes = typeof input === 'string' ? latin1Bytes(input) : input
   const p = new ReplyParser(opts)
   p.push(bytes)

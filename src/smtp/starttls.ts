@@ -3,6 +3,7 @@
  * no timers, no crypto. Every state and transition is one row of {@link STARTTLS_TRANSITIONS}; the
  * code below only classifies an input into an event, looks the row up and carries out its steps.
  */
+import { describeValue, isBytes, readOptions } from '../args.js'
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
 import { parseEhloCapabilities, type EhloCapabilities } from './ehlo.js'
 import { checkLimit, formatReplyLines, ReplyParser, type SmtpReply } from './reply.js'
@@ -297,13 +298,50 @@ export class SmtpReplyError extends SmtpTlsError {
     reply: SmtpReply,
     opts: { enhancedStatus?: string; tlsrpt?: TlsRptResultType } = {},
   ) {
-    const cls = Math.floor(reply.code / 100)
-    // A positive reply (2xx/3xx) that ends the session is a failure all the same: never a 2.x.x status.
-    const enhancedStatus = opts.enhancedStatus ?? (cls === 4 || cls === 5 ? (reply.enhancedStatus ?? `${cls}.0.0`) : '4.0.0')
-    super(code, message, opts.tlsrpt === undefined ? { enhancedStatus } : { enhancedStatus, tlsrpt: opts.tlsrpt })
+    const f = replyErrorFacts(reply, opts)
+    super(
+      code,
+      message,
+      f.tlsrpt === undefined ? { enhancedStatus: f.enhancedStatus } : { enhancedStatus: f.enhancedStatus, tlsrpt: f.tlsrpt },
+    )
     this.name = 'SmtpReplyError'
     this.reply = reply
-    this.replyCode = reply.code
+    this.replyCode = f.replyCode
+  }
+}
+
+/**
+ * The status facts of {@link SmtpReplyError}; like its base class, the constructor never throws: a
+ * reply or options it cannot read (wrong type, throwing getter) count as absent (`replyCode` NaN, 4.0.0).
+ */
+function replyErrorFacts(
+  reply: unknown,
+  opts: unknown,
+): { replyCode: number; enhancedStatus: string; tlsrpt: TlsRptResultType | undefined } {
+  let replyCode = NaN
+  let replyStatus: unknown
+  let enhanced: unknown
+  let tlsrpt: unknown
+  try {
+    if (typeof reply === 'object' && reply !== null) {
+      const c = (reply as SmtpReply).code
+      if (typeof c === 'number') replyCode = c
+      replyStatus = (reply as SmtpReply).enhancedStatus
+    }
+    if (typeof opts === 'object' && opts !== null) {
+      enhanced = (opts as { enhancedStatus?: unknown }).enhancedStatus
+      tlsrpt = (opts as { tlsrpt?: unknown }).tlsrpt
+    }
+  } catch {
+    // unreadable: keep what was read
+  }
+  const cls = Math.floor(replyCode / 100)
+  // A positive reply (2xx/3xx) that ends the session is a failure all the same: never a 2.x.x status.
+  const fromReply = cls === 4 || cls === 5 ? (typeof replyStatus === 'string' ? replyStatus : `${cls}.0.0`) : '4.0.0'
+  return {
+    replyCode,
+    enhancedStatus: typeof enhanced === 'string' ? enhanced : fromReply,
+    tlsrpt: typeof tlsrpt === 'string' ? (tlsrpt as TlsRptResultType) : undefined,
   }
 }
 
@@ -376,26 +414,35 @@ export class StartTlsClient {
     if (typeof opts !== 'object' || opts === null) {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'StartTlsClient needs an options object', { temporary: false })
     }
-    this.ehloName = checkEhloName(opts.ehloName)
-    if (typeof opts.requireTls !== 'boolean') {
+    // One read of each option (a getter runs once; a throwing one is ERR_INVALID_ARGUMENT).
+    const o = readOptions(opts, 'StartTlsClient options', [
+      'ehloName',
+      'requireTls',
+      'servername',
+      'maxLineLength',
+      'maxLines',
+      'skipStartTls',
+    ]) as Partial<StartTlsClientOptions>
+    this.ehloName = checkEhloName(o.ehloName)
+    if (typeof o.requireTls !== 'boolean') {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'requireTls must be a boolean', { temporary: false })
     }
-    if (typeof opts.servername !== 'string') {
+    if (typeof o.servername !== 'string') {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'servername must be a string', { temporary: false })
     }
-    this.requireTls = opts.requireTls
-    this.servername = opts.servername
-    if (opts.skipStartTls !== undefined && typeof opts.skipStartTls !== 'boolean') {
+    this.requireTls = o.requireTls
+    this.servername = o.servername
+    if (o.skipStartTls !== undefined && typeof o.skipStartTls !== 'boolean') {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'skipStartTls must be a boolean', { temporary: false })
     }
-    if (opts.skipStartTls === true && opts.requireTls) {
+    if (o.skipStartTls === true && o.requireTls) {
       throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'skipStartTls cannot be combined with requireTls', { temporary: false })
     }
-    this.skipStartTls = opts.skipStartTls === true
+    this.skipStartTls = o.skipStartTls === true
     const limits: { maxLineLength?: number; maxLines?: number } = {}
     // RFC 5321 §4.5.3.1.5: a reply line may be 512 octets with its CRLF; a lower limit would refuse valid servers.
-    if (opts.maxLineLength !== undefined) limits.maxLineLength = checkLimit('maxLineLength', opts.maxLineLength, 510, 1 << 24)
-    if (opts.maxLines !== undefined) limits.maxLines = opts.maxLines
+    if (o.maxLineLength !== undefined) limits.maxLineLength = checkLimit('maxLineLength', o.maxLineLength, 510, 1 << 24)
+    if (o.maxLines !== undefined) limits.maxLines = o.maxLines
     this.#parser = new ReplyParser(limits)
   }
 
@@ -440,10 +487,19 @@ export class StartTlsClient {
   /** Feed one input; returns what to do, in order. Never throws. */
   handle(input: StartTlsInput): StartTlsAction[] {
     const out: StartTlsAction[] = []
-    const type = typeof input === 'object' && input !== null ? (input as { type?: unknown }).type : undefined
+    let type: unknown
+    let payload: unknown
+    try {
+      // A Proxy or a throwing getter as input is invalid input, never an exception (handle never throws).
+      type = typeof input === 'object' && input !== null ? (input as { type?: unknown }).type : undefined
+      if (type === 'data') payload = (input as { bytes?: unknown }).bytes
+      else if (type === 'tlsFailed') payload = (input as { cause?: unknown }).cause
+    } catch {
+      type = undefined
+    }
     const state = this.#name
     if (state === 'ready' || state === 'closed') {
-      this.#run(this.#find('*'), undefined, out, String(type))
+      this.#run(this.#find('*'), undefined, out, typeof type === 'string' ? type : describeValue(type))
       return out
     }
     switch (type) {
@@ -453,11 +509,11 @@ export class StartTlsClient {
         this.#run(this.#find(type), undefined, out, type)
         return out
       case 'tlsFailed':
-        this.#run(this.#find('tlsFailed'), undefined, out, type, (input as { cause?: unknown }).cause)
+        this.#run(this.#find('tlsFailed'), undefined, out, type, payload)
         return out
       case 'data': {
-        const bytes = (input as { bytes?: unknown }).bytes
-        if (!(bytes instanceof Uint8Array)) break
+        const bytes = payload
+        if (!isBytes(bytes)) break
         if (bytes.length === 0) return out
         if (EXPECT[state] === undefined) {
           this.#run(this.#find('data'), undefined, out, type)
@@ -467,7 +523,7 @@ export class StartTlsClient {
         return out
       }
     }
-    this.#run(this.#find('invalid input'), undefined, out, String(type))
+    this.#run(this.#find('invalid input'), undefined, out, typeof type === 'string' ? type : describeValue(type))
     return out
   }
 

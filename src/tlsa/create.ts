@@ -1,4 +1,5 @@
 /** Create a TLSA record for a certificate (RFC 6698 §2.1, RFC 7671 §5). */
+import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { toDer } from '../x509/pem.js'
 import { applyMatchingType, selectorInput } from './match.js'
@@ -26,6 +27,14 @@ export interface TlsaParameters {
  * @public
  */
 export function createTlsaRecord(cert: Uint8Array | string, params: TlsaParameters): TlsaRecord {
+  try {
+    return createTlsaRecordChecked(cert, params)
+  } catch (e) {
+    throw coded(e, 'createTlsaRecord')
+  }
+}
+
+function createTlsaRecordChecked(cert: Uint8Array | string, params: TlsaParameters): TlsaRecord {
   if (params === null || typeof params !== 'object') {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'TLSA parameters must be an object { usage, selector, matchingType }')
   }

@@ -1,4 +1,5 @@
 /** TLSA presentation output (RFC 6698 §2.2, RFC 7218). */
+import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { toHex } from '../bytes.js'
 import { checkRecordShape } from './rdata.js'
@@ -13,6 +14,14 @@ function formatError(message: string): never {
  * @public
  */
 export function formatTlsaRecord(r: TlsaRecord): string {
+  try {
+    return formatTlsaRecordChecked(r)
+  } catch (e) {
+    throw coded(e, 'formatTlsaRecord')
+  }
+}
+
+function formatTlsaRecordChecked(r: TlsaRecord): string {
   checkRecordShape(r, formatError)
   return `${r.usage} ${r.selector} ${r.matchingType} ${toHex(r.data)}`
 }
@@ -22,6 +31,14 @@ export function formatTlsaRecord(r: TlsaRecord): string {
  * @public
  */
 export function formatTlsaRecordMnemonic(r: TlsaRecord): string {
+  try {
+    return formatTlsaRecordMnemonicChecked(r)
+  } catch (e) {
+    throw coded(e, 'formatTlsaRecordMnemonic')
+  }
+}
+
+function formatTlsaRecordMnemonicChecked(r: TlsaRecord): string {
   checkRecordShape(r, formatError)
   const u = USAGE_NAMES[r.usage] ?? String(r.usage)
   const s = SELECTOR_NAMES[r.selector] ?? String(r.selector)
@@ -34,6 +51,14 @@ export function formatTlsaRecordMnemonic(r: TlsaRecord): string {
  * @public
  */
 export function tlsaOwnerName(host: string, port = 25): string {
+  try {
+    return tlsaOwnerNameChecked(host, port)
+  } catch (e) {
+    throw coded(e, 'tlsaOwnerName')
+  }
+}
+
+function tlsaOwnerNameChecked(host: string, port = 25): string {
   if (typeof host !== 'string' || host.length === 0) formatError('host must be a non-empty string')
   if (!Number.isInteger(port) || port < 1 || port > 65535) formatError('port must be an integer 1-65535')
   const h = host.endsWith('.') ? host : host + '.'

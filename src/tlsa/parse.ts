@@ -2,6 +2,7 @@
  * TLSA presentation format (RFC 6698 §2.2) with RFC 7218 mnemonics, zone-file and `dig` lines,
  * and the RFC 3597 generic `\# len hex` form.
  */
+import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { hexValue } from '../bytes.js'
 import { decodeTlsaRdata, MAX_TLSA_DATA } from './rdata.js'
@@ -104,6 +105,14 @@ function hexTokens(tokens: readonly Token[], from: number, end: number): Uint8Ar
  * @public
  */
 export function parseTlsaRecord(text: string): TlsaRecord {
+  try {
+    return parseTlsaRecordChecked(text)
+  } catch (e) {
+    throw coded(e, 'parseTlsaRecord')
+  }
+}
+
+function parseTlsaRecordChecked(text: string): TlsaRecord {
   if (typeof text !== 'string') {
     throw new SmtpTlsError('ERR_TLSA_SYNTAX', 'invalid TLSA record: input must be a string', { position: 0 })
   }

@@ -1,4 +1,5 @@
 /** TLSA wire format (RFC 6698 §2.1) through `dns-packet`'s codec. */
+import { coded, describeValue, invalidArgument, isBytes } from '../args.js'
 import dnsPacket from 'dns-packet'
 import { SmtpTlsError } from '../errors.js'
 import type { TlsaRecord } from './types.js'
@@ -29,6 +30,14 @@ function rdataError(message: string): never {
  * @public
  */
 export function decodeTlsaRdata(rdata: Uint8Array): TlsaRecord {
+  try {
+    return decodeTlsaRdataChecked(rdata)
+  } catch (e) {
+    throw coded(e, 'decodeTlsaRdata')
+  }
+}
+
+function decodeTlsaRdataChecked(rdata: Uint8Array): TlsaRecord {
   if (!(rdata instanceof Uint8Array)) rdataError('input must be a Uint8Array')
   if (rdata.length <= 3) rdataError(`${rdata.length} bytes; at least 4 are needed`)
   if (rdata.length > 65535) rdataError(`${rdata.length} bytes exceeds the 65535-byte RDATA limit`)
@@ -44,6 +53,17 @@ export function decodeTlsaRdata(rdata: Uint8Array): TlsaRecord {
  * @public
  */
 export function fromDnsPacketTlsa(d: { usage: number; selector: number; matchingType: number; certificate: Uint8Array }): TlsaRecord {
+  try {
+    return fromDnsPacketTlsaChecked(d)
+  } catch (e) {
+    throw coded(e, 'fromDnsPacketTlsa')
+  }
+}
+
+function fromDnsPacketTlsaChecked(d: { usage: number; selector: number; matchingType: number; certificate: Uint8Array }): TlsaRecord {
+  if (typeof d !== 'object' || d === null || !isBytes(d.certificate)) {
+    throw invalidArgument(`fromDnsPacketTlsa needs a dns-packet TLSA record with certificate bytes, got ${describeValue(d)}`)
+  }
   if (d.certificate.length === 0) rdataError('no certificate association data')
   return { usage: d.usage, selector: d.selector, matchingType: d.matchingType, data: new Uint8Array(d.certificate) }
 }
@@ -54,6 +74,14 @@ export function fromDnsPacketTlsa(d: { usage: number; selector: number; matching
  * @public
  */
 export function encodeTlsaRdata(r: TlsaRecord): Uint8Array {
+  try {
+    return encodeTlsaRdataChecked(r)
+  } catch (e) {
+    throw coded(e, 'encodeTlsaRdata')
+  }
+}
+
+function encodeTlsaRdataChecked(r: TlsaRecord): Uint8Array {
   checkRecordShape(r, rdataError)
   const wire = codec.encode({
     usage: r.usage,

@@ -1,4 +1,5 @@
 /** Which TLSA records a client may use (RFC 6698 §4.1, RFC 7671 §9-10, RFC 7672 §3.1.3). */
+import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { isCertificateDer, isSpkiDer } from '../x509/der.js'
 import { DIGEST_LENGTH, MATCHING_NAMES, type TlsaDigest, type TlsaRecord } from './types.js'
@@ -49,6 +50,14 @@ const DEFAULT_DIGESTS: readonly TlsaDigest[] = ['sha512', 'sha256']
  * @public
  */
 export function checkTlsaUsability(records: readonly TlsaRecord[], opts: TlsaUsabilityOptions = {}): TlsaUsability {
+  try {
+    return checkTlsaUsabilityChecked(records, opts)
+  } catch (e) {
+    throw coded(e, 'checkTlsaUsability')
+  }
+}
+
+function checkTlsaUsabilityChecked(records: readonly TlsaRecord[], opts: TlsaUsabilityOptions = {}): TlsaUsability {
   if (!Array.isArray(records)) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'records must be an array of TLSA records')
   const profile = opts.profile ?? 'smtp'
   if (profile !== 'smtp' && profile !== 'generic') {

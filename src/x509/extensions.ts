@@ -2,6 +2,7 @@
  * The X.509 v3 extensions that DANE-TA path validation and name checks need (RFC 5280 §4.2),
  * read straight from the DER with the slicer. Every defect is an `ERR_CERT_PARSE` error.
  */
+import { latin1 } from '../bytes.js'
 import { SmtpTlsError } from '../errors.js'
 import { expectTlv, newTlv, readTlv, TAG, type CertificateSlices } from './der.js'
 
@@ -103,9 +104,7 @@ export function oidToDotted(buf: Uint8Array, start: number, end: number): string
 }
 
 function ascii(buf: Uint8Array, start: number, end: number): string {
-  let s = ''
-  for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!)
-  return s
+  return latin1(buf, start, end)
 }
 
 /** Read every extension of a certificate (RFC 5280 §4.1.2.9). Duplicate extensions are an error (§4.2). */

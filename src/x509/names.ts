@@ -6,6 +6,7 @@
  * cut, mapped or repaired on the way to a comparison (a name such as `mx.victim.test/ä.attacker.test`
  * is no name, never `mx.victim.test`).
  */
+import { invalidArgument } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import { sliceCertificate, type CertificateSlices } from './der.js'
 import { readCommonNames, readExtensions, type ExtensionInfo } from './extensions.js'
@@ -155,13 +156,23 @@ function constrainableCommonName(cn: string): boolean {
 }
 
 function checkDer(der: unknown, what: string): asserts der is Uint8Array {
-  if (!(der instanceof Uint8Array)) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `${what} must be a DER certificate (Uint8Array)`)
+  let ok = false
+  try {
+    ok = der instanceof Uint8Array
+  } catch {
+    // a Proxy whose getPrototypeOf trap throws is no certificate either
+  }
+  if (!ok) throw invalidArgument(`${what} must be a DER certificate (Uint8Array)`)
 }
 
 function checkNameList(names: unknown, what: string): asserts names is readonly string[] {
-  if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) {
-    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `${what} must be a list of strings`)
+  let ok = false
+  try {
+    ok = Array.isArray(names) && names.every((n) => typeof n === 'string')
+  } catch {
+    // a revoked Proxy, or a trap: not a list of names
   }
+  if (!ok) throw invalidArgument(`${what} must be a list of strings`)
 }
 
 /**

@@ -1,4 +1,5 @@
 /** PEM (RFC 7468) to DER for certificates, and the `cert: Uint8Array | string` input convention. */
+import { coded, describeValue, invalidArgument, isBytes } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 
 const BEGIN = '-----BEGIN CERTIFICATE-----'
@@ -12,6 +13,14 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
  * @public
  */
 export function pemToDerAll(pem: string): Uint8Array[] {
+  try {
+    return pemToDerAllChecked(pem)
+  } catch (e) {
+    throw coded(e, 'pemToDerAll')
+  }
+}
+
+function pemToDerAllChecked(pem: string): Uint8Array[] {
   if (typeof pem !== 'string') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'PEM input must be a string')
   const out: Uint8Array[] = []
   let from = 0
@@ -40,6 +49,15 @@ export function pemToDer(pem: string): Uint8Array {
 
 /** Encode DER as a PEM `CERTIFICATE` block with 64-column lines. @public */
 export function derToPem(der: Uint8Array): string {
+  try {
+    return derToPemChecked(der)
+  } catch (e) {
+    throw coded(e, 'derToPem')
+  }
+}
+
+function derToPemChecked(der: Uint8Array): string {
+  if (!isBytes(der)) throw invalidArgument(`derToPem needs DER bytes (a Uint8Array), got ${describeValue(der)}`)
   const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64')
   let s = BEGIN + '\n'
   for (let i = 0; i < b64.length; i += 64) s += b64.slice(i, i + 64) + '\n'

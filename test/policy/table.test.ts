@@ -307,3 +307,49 @@ describe('protocolAllowed (postconf(5) smtp_tls_protocols)', () => {
   ]
   for (const [spec, v, ok] of rows) it(`${spec} ${ok ? 'allows' : 'refuses'} ${v}`, () => assert.equal(protocolAllowed(p(spec), v), ok))
 })
+
+describe('parsePolicyTable: large inputs (issue 10 §3)', () => {
+  it('a match= list of 200,000 names gives a result, not a stack overflow (no push(...spread))', () => {
+    const t = parsePolicyTable('a verify match=' + 'a:'.repeat(2e5))
+    const m = lookupPolicy(t, 'a')?.match
+    assert.equal(m?.length, 2e5)
+    assert.ok(m?.every((x) => x === 'a'))
+  })
+  it('a fingerprint match= list of 100,000 pins gives a result', () => {
+    const t = parsePolicyTable(`a fingerprint match=${`${PIN2}|`.repeat(1e5)}`)
+    assert.equal(lookupPolicy(t, 'a')?.match?.length, 1e5)
+  })
+  it('200,000 attributes at level none: one warning each, not a stack overflow', () => {
+    const t = parsePolicyTable('a none ' + 'x '.repeat(2e5))
+    assert.equal(t.warnings.length, 2e5)
+    assert.deepEqual(t.warnings[2e5 - 1], { line: 1, column: 8 + 2 * (2e5 - 1), message: 'a: ignoring attribute "x" with TLS disabled' })
+  })
+  it('100,000 continuation lines: every warning names its own physical line', () => {
+    const n = 1e5
+    const t = parsePolicyTable('a none\n' + ' x\n'.repeat(n))
+    assert.equal(t.warnings.length, n)
+    for (let i = 0; i < n; i++) {
+      const w = t.warnings[i]!
+      if (w.line !== i + 2 || w.column !== 2)
+        assert.fail(`warning ${i} at line ${w.line} column ${w.column}, expected line ${i + 2} column 2`)
+    }
+  })
+  it('a defect on the last of 100,000 continuation lines is placed exactly', () => {
+    const e = throwsCoded(() => parsePolicyTable('a verify\n' + ' match=x\n'.repeat(1e5) + ' bogus=1\n'), 'ERR_POLICY_SYNTAX')
+    assert.equal(e.line, 1e5 + 2)
+    assert.equal(e.column, 2)
+  })
+})
+
+describe('parsePolicyTable: level none with a later tokenizer defect', () => {
+  it('the entry is defective and no "ignoring attribute" warning is kept for it', () => {
+    throwsCoded(() => parsePolicyTable('a none x {y'), 'ERR_POLICY_SYNTAX', /missing "\}"/)
+    const t = parsePolicyTable('a none x {y\nb none z', { onError: 'defer' })
+    assert.equal(t.errors.length, 1)
+    assert.ok(t.entries.get('a')?.policy.defect)
+    assert.deepEqual(
+      t.warnings.map((w) => w.message),
+      ['b: ignoring attribute "z" with TLS disabled'],
+    )
+  })
+})

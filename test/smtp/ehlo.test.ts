@@ -92,3 +92,22 @@ describe('parseEhloCapabilities (RFC 5321 §4.1.1.1)', () => {
   ]
   for (const [why, lines, check] of rows) it(why, () => check(parseEhloCapabilities(lines)))
 })
+
+describe('parseEhloCapabilities: repeated AUTH lines (issue 10 §3)', () => {
+  it('merges the mechanisms of every AUTH line, first occurrence first, duplicates once', () => {
+    const c = parseEhloCapabilities(['mx', 'AUTH PLAIN LOGIN', 'AUTH=LOGIN CRAM-MD5', 'auth  XOAUTH2 PLAIN'])
+    assert.equal(c.extensions.get('AUTH'), 'PLAIN LOGIN CRAM-MD5 XOAUTH2')
+    assert.deepEqual(c.auth, ['PLAIN', 'LOGIN', 'CRAM-MD5', 'XOAUTH2'])
+  })
+  it('a single AUTH line keeps its parameters as sent', () => {
+    assert.equal(parseEhloCapabilities(['mx', 'AUTH PLAIN  LOGIN']).extensions.get('AUTH'), 'PLAIN  LOGIN')
+  })
+  it('20,000 AUTH lines: every mechanism, in order', () => {
+    const n = 20_000
+    const c = parseEhloCapabilities(['mx', ...Array.from({ length: n }, (_, i) => `AUTH M${i} PLAIN`)])
+    assert.equal(c.auth.length, n + 1)
+    assert.equal(c.auth[0], 'M0')
+    assert.equal(c.auth[1], 'PLAIN')
+    assert.equal(c.auth[n], `M${n - 1}`)
+  })
+})

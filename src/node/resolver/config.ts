@@ -1,4 +1,5 @@
 /** Resolver configuration: server strings, /etc/resolv.conf, and which servers may be trusted for AD. */
+import { coded, describeValue, invalidArgument } from '../../args.js'
 import { isIP } from 'node:net'
 import { SmtpTlsError } from '../../errors.js'
 
@@ -51,6 +52,15 @@ export function parseDnsServer(text: string): DnsServer {
 
 /** `address:port`, IPv6 in brackets. @public */
 export function formatDnsServer(s: DnsServer): string {
+  try {
+    return formatDnsServerChecked(s)
+  } catch (e) {
+    throw coded(e, 'formatDnsServer')
+  }
+}
+
+function formatDnsServerChecked(s: DnsServer): string {
+  if (typeof s !== 'object' || s === null) throw invalidArgument(`formatDnsServer needs a DnsServer, got ${describeValue(s)}`)
   return s.family === 6 ? `[${s.address}]:${s.port}` : `${s.address}:${s.port}`
 }
 
@@ -61,6 +71,15 @@ export function formatDnsServer(s: DnsServer): string {
  * @public
  */
 export function isLoopbackAddress(address: string): boolean {
+  try {
+    return isLoopbackAddressChecked(address)
+  } catch (e) {
+    throw coded(e, 'isLoopbackAddress')
+  }
+}
+
+function isLoopbackAddressChecked(address: string): boolean {
+  if (typeof address !== 'string') throw invalidArgument(`address must be a string, got ${describeValue(address)}`)
   const a = address.toLowerCase()
   if (isIP(a) === 4) return a.startsWith('127.')
   if (a === '::1' || a === '0:0:0:0:0:0:0:1') return true
@@ -75,6 +94,15 @@ export function isLoopbackAddress(address: string): boolean {
  * @public
  */
 export function parseResolvConf(text: string): ResolvConf {
+  try {
+    return parseResolvConfChecked(text)
+  } catch (e) {
+    throw coded(e, 'parseResolvConf')
+  }
+}
+
+function parseResolvConfChecked(text: string): ResolvConf {
+  if (typeof text !== 'string') throw invalidArgument(`resolv.conf text must be a string, got ${describeValue(text)}`)
   const servers: DnsServer[] = []
   let timeoutMs = 5000
   let attempts = 2

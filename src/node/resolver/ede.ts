@@ -2,6 +2,7 @@
  * RFC 8914 Extended DNS Errors, named as the IANA "Extended DNS Error Codes" registry names them, so an
  * operator reads `EDE 7 (Signature Expired): "6GJV"` and not an opaque tag a resolver chose as extra text.
  */
+import { invalidArgument, readOptions } from '../../args.js'
 
 /** IANA "Extended DNS Error Codes" registry, codes 0-29 (RFC 8914 §4, RFC 9250, RFC 9276 and later additions). */
 const EDE_NAMES: readonly string[] = [
@@ -55,7 +56,12 @@ export function extendedErrorName(code: number): string {
  * at 120 characters, so a resolver's tag never reads as our own words.
  * @public
  */
-export function formatExtendedError(e: { code: number; text: string }): string {
+export function formatExtendedError(error: { code: number; text: string }): string {
+  const o = readOptions(error, 'formatExtendedError', ['code', 'text'] as const)
+  if (error === undefined || typeof o.code !== 'number' || typeof o.text !== 'string') {
+    throw invalidArgument('formatExtendedError needs { code: number, text: string }')
+  }
+  const e = { code: o.code, text: o.text }
   const head = `EDE ${e.code} (${extendedErrorName(e.code)})`
   if (e.text.length === 0) return head
   const text = e.text.length > MAX_EXTRA_TEXT ? `${e.text.slice(0, MAX_EXTRA_TEXT)}…` : e.text

@@ -3,6 +3,7 @@
  * resolver, reads the AD bit, and types every answer as secure, insecure, a (secure or insecure) denial,
  * or a lookup failure. Node's own `node:dns` cannot do this: it has no TLSA type and never exposes AD.
  */
+import { coded, describeValue, invalidArgument } from '../../args.js'
 import { randomInt } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { performance } from 'node:perf_hooks'
@@ -121,6 +122,16 @@ function failureOf(e: SmtpTlsError): DnsFailure {
  * @public
  */
 export function createResolver(opts: ResolverOptions = {}): Resolver {
+  try {
+    return createResolverChecked(opts)
+  } catch (e) {
+    throw coded(e, 'createResolver')
+  }
+}
+
+function createResolverChecked(opts: ResolverOptions = {}): Resolver {
+  if (typeof opts !== 'object' || opts === null)
+    throw invalidArgument(`createResolver options must be an object, got ${describeValue(opts)}`)
   const explicit = opts.servers?.map(parseDnsServer)
   if (explicit !== undefined && explicit.length === 0) throw new SmtpTlsError('ERR_DNS_CONFIG', 'servers must not be empty')
   for (const [k, v] of [
