@@ -43,3 +43,21 @@ export type {
   StartTlsCloseReason,
   StartTlsTransition,
 } from './starttls.js'
+export { SmtpTransaction, SMTP_TRANSACTION_TRANSITIONS, smtpTransactionDiagram } from './transaction.js'
+export type {
+  SmtpTransactionInput,
+  SmtpTransactionAction,
+  SmtpTransactionOptions,
+  SmtpTransactionResult,
+  SmtpRecipientResult,
+  SmtpAuthCredentials,
+  SmtpTransactionState,
+  SmtpTransactionStateName,
+  SmtpTransactionEvent,
+  SmtpTransactionGuard,
+  SmtpTransactionStep,
+  SmtpTransactionCloseReason,
+  SmtpTransactionTransition,
+  SmtpEnvelope,
+  SmtpRecipient,
+} from './transaction.js'

@@ -3,7 +3,7 @@
  * no timers, no crypto. Every state and transition is one row of {@link STARTTLS_TRANSITIONS}; the
  * code below only classifies an input into an event, looks the row up and carries out its steps.
  */
-import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
+import { SmtpTlsError, type ErrorCode, type TlsRptResultType } from '../errors.js'
 import { parseEhloCapabilities, type EhloCapabilities } from './ehlo.js'
 import { checkLimit, formatReplyLines, ReplyParser, type SmtpReply } from './reply.js'
 
@@ -282,9 +282,10 @@ const EXPECT: Partial<Record<StartTlsStateName, { ok: number; command: string; d
 }
 
 /**
- * A server reply that ended the session: `reply` holds it, `enhancedStatus` is the server's (or
- * `X.0.0` from its code, as Postfix does), and the error stays `temporary`: a TLS policy failure
- * defers, it never bounces.
+ * A server reply that ended the session (or, from {@link SmtpTransaction}, failed a message):
+ * `reply` holds it, `enhancedStatus` is the server's (or `X.0.0` from its code, as Postfix does).
+ * The error is `temporary` unless the caller says otherwise: a TLS policy failure defers, it never
+ * bounces; only {@link SmtpTransaction} passes `temporary: false`, for a 5xx to a mail command.
  * @public
  */
 export class SmtpReplyError extends SmtpTlsError {
@@ -292,15 +293,19 @@ export class SmtpReplyError extends SmtpTlsError {
   /** The server's reply code, e.g. `454`. */
   readonly replyCode: number
   constructor(
-    code: 'ERR_SMTP_REJECTED' | 'ERR_STARTTLS_REFUSED' | 'ERR_SMTP_PROTOCOL',
+    code: ErrorCode,
     message: string,
     reply: SmtpReply,
-    opts: { enhancedStatus?: string; tlsrpt?: TlsRptResultType } = {},
+    opts: { enhancedStatus?: string; tlsrpt?: TlsRptResultType; temporary?: boolean } = {},
   ) {
     const cls = Math.floor(reply.code / 100)
     // A positive reply (2xx/3xx) that ends the session is a failure all the same: never a 2.x.x status.
     const enhancedStatus = opts.enhancedStatus ?? (cls === 4 || cls === 5 ? (reply.enhancedStatus ?? `${cls}.0.0`) : '4.0.0')
-    super(code, message, opts.tlsrpt === undefined ? { enhancedStatus } : { enhancedStatus, tlsrpt: opts.tlsrpt })
+    super(code, message, {
+      enhancedStatus,
+      ...(opts.tlsrpt === undefined ? {} : { tlsrpt: opts.tlsrpt }),
+      ...(opts.temporary === undefined ? {} : { temporary: opts.temporary }),
+    })
     this.name = 'SmtpReplyError'
     this.reply = reply
     this.replyCode = reply.code
