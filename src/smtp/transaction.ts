@@ -473,12 +473,16 @@ function latin1(s: string): Uint8Array {
   return out
 }
 
-function base64(s: string): string {
-  // UTF-8, then base64 (RFC 4648 §4) through latin1 for btoa
+function utf8AsLatin1(s: string): string {
   const bytes = new TextEncoder().encode(s)
   let bin = ''
   for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i] as number)
-  return btoa(bin)
+  return bin
+}
+
+function base64(s: string): string {
+  // UTF-8, then base64 (RFC 4648 §4) through latin1 for btoa
+  return btoa(utf8AsLatin1(s))
 }
 
 function invalidOption(message: string): SmtpTlsError {
@@ -614,6 +618,8 @@ export class SmtpTransaction {
         base64(a.username),
         base64(a.password),
         a.password,
+        // reply text is decoded byte for byte (latin1): a server echoing the UTF-8 password shows it so
+        utf8AsLatin1(a.password),
       ].filter((s) => s.length >= 2)
     }
     const limits: { maxLineLength?: number; maxLines?: number } = {}
