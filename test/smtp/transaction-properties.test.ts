@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { SmtpTlsError, type SmtpTransactionAction, type SmtpTransactionInput } from '../../src/index.js'
+import { BodyEncoder } from '../../src/smtp/body.js'
 import { cutAt, latin1 } from './transcript.js'
 import { newTx, normalised, replayTx, show, toInput, unchunk, unstuff, type TxStep } from './transaction-transcript.js'
 
@@ -74,6 +75,36 @@ describe('SmtpTransaction body properties (RFC 5321 §4.5.2, RFC 3030)', () => {
         assert.doesNotMatch(body.replace(/\r\n/g, ''), /[\r\n]/)
       }),
       { numRuns: 1500 },
+    )
+  })
+
+  it('long messages in chunks at any byte offset of their buffers (the word-at-a-time scan)', () => {
+    const long = fc
+      .array(fc.constantFrom('.', '\r', '\n', '\r\n', '\n.', '\t', '\x0b\x0c', 'abcdefgh', 'x'.repeat(70), '\xe9\xff\x8e\x0e'), {
+        maxLength: 200,
+      })
+      .map((parts) => parts.join(''))
+    fc.assert(
+      fc.property(long, cuts, fc.nat({ max: 7 }), fc.boolean(), (msg, points, shift, chunking) => {
+        const enc = new BodyEncoder(!chunking)
+        let wire = ''
+        const chunks = cutAt(
+          latin1(msg),
+          points.map((p) => p * 7),
+        )
+        for (const [k, c] of chunks.entries()) {
+          // the same bytes at an unaligned offset of a larger buffer
+          const host = new Uint8Array(c.length + 16)
+          const at = (shift + k) % 8
+          host.set(c, at)
+          const e = enc.encode(host.subarray(at, at + c.length), 0, false)
+          wire += Buffer.from(e.buf.subarray(e.start, e.end)).toString('latin1')
+        }
+        const e = enc.encode(new Uint8Array(0), 0, true)
+        wire += Buffer.from(e.buf.subarray(e.start, e.end)).toString('latin1')
+        assert.equal(chunking ? wire : unstuff(wire), normalised(msg))
+      }),
+      { numRuns: 1000 },
     )
   })
 
