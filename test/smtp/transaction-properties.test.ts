@@ -148,7 +148,9 @@ const params = fc.record({
   interrupt: fc.option(fc.tuple(fc.nat({ max: 12 }), fc.constantFrom<TxStep>('421 4.3.2 bye\r\n', { eof: true }, { timeout: true }))),
 })
 
-function simulate(p: fc.Infer<typeof params>): TxStep[] {
+type Params = typeof params extends fc.Arbitrary<infer T> ? T : never
+
+function simulate(p: Params): TxStep[] {
   const tx = newTx({ ext: p.ext })
   const steps: TxStep[] = []
   const eol = p.lfOnly ? '\n' : '\r\n'
