@@ -1121,8 +1121,13 @@ export class SmtpTransaction {
         : 'idle'
     const text = () => formatReplyLines(reply as SmtpReply).join(' ')
     switch (reason) {
-      case 'rejected':
-        return new SmtpReplyError('ERR_SMTP_REJECTED', `host ${host} said: ${text()} (while ${doing})`, reply as SmtpReply)
+      case 'rejected': {
+        // The session ends (421, a refused RSET): the message stays queued, so a 5xx here still defers, as 4.x.x.
+        const es = statusOf(reply as SmtpReply)
+        return new SmtpReplyError('ERR_SMTP_REJECTED', `host ${host} said: ${text()} (while ${doing})`, reply as SmtpReply, {
+          enhancedStatus: es.startsWith('5') ? '4' + es.slice(1) : es,
+        })
+      }
       case 'unexpected reply':
         return new SmtpReplyError(
           'ERR_SMTP_PROTOCOL',

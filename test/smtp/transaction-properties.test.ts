@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
-import { SmtpTlsError, type SmtpTransactionAction, type SmtpTransactionInput } from '../../src/index.js'
+import { SmtpTlsError, type SmtpTransactionAction, type SmtpTransactionInput, type SmtpTransactionResult } from '../../src/index.js'
 import { BodyEncoder } from '../../src/smtp/body.js'
 import { cutAt, latin1 } from './transcript.js'
 import { newTx, normalised, replayTx, show, toInput, unchunk, unstuff, type TxStep } from './transaction-transcript.js'
@@ -238,6 +238,7 @@ describe('SmtpTransaction transcript properties', () => {
     fc.assert(
       fc.property(params, fc.array(cuts, { minLength: 1, maxLength: 6 }), (p, points) => {
         const steps = simulate(p)
+        for (const a of replayTx(steps, { ext: p.ext }).actions) if (a.type === 'done') checkResult(a.result)
         const whole = observe(steps, p.ext)
         endings.add(String(whole.actions.at(-1)?.[0]).split(' ').slice(0, 2).join(' '))
         for (const a of whole.actions) endings.add(String(a[0]).split(' ')[0] ?? '')
@@ -323,6 +324,21 @@ describe('SmtpTransaction credentials property', () => {
   })
 })
 
+/** A result is consistent: accepted 2.x.x, pending 4.x.x, rejected 5.x.x; the lists match the entries. */
+function checkResult(r: SmtpTransactionResult): void {
+  const cls = { accepted: '2', pending: '4', rejected: '5' } as const
+  for (const x of r.recipients) {
+    assert.equal(x.enhancedStatus[0], cls[x.status], JSON.stringify(x))
+    if (x.code !== undefined && x.status !== 'pending') assert.equal(String(x.code)[0], cls[x.status], JSON.stringify(x))
+  }
+  for (const k of ['accepted', 'pending', 'rejected'] as const) {
+    assert.deepEqual(
+      r[k],
+      r.recipients.filter((x) => x.status === k).map((x) => x.address),
+    )
+  }
+}
+
 describe('SmtpTransaction random inputs', () => {
   const input: fc.Arbitrary<SmtpTransactionInput> = fc.oneof(
     {
@@ -371,6 +387,7 @@ describe('SmtpTransaction random inputs', () => {
             }
             for (const a of acts) {
               assert.ok(!closed, 'an action after close')
+              if (a.type === 'done') checkResult(a.result)
               if (a.type === 'close') {
                 closed = true
                 if (a.error) {

@@ -556,8 +556,8 @@ describe('SmtpTransaction: RSET between messages on a reused session', () => {
         `done ${B}=rejected:550:5.0.0`,
         '> RSET',
         QUIT,
-        `done ${B}=pending:500:5.5.1 error=ERR_SMTP_REJECTED`,
-        'close ERR_SMTP_REJECTED 5.5.1 (500)',
+        `done ${B}=pending:500:4.5.1 error=ERR_SMTP_REJECTED`,
+        'close ERR_SMTP_REJECTED 4.5.1 (500)',
       ],
     ],
     [
