@@ -50,7 +50,7 @@ export class BodyEncoder {
     const n = src.length
     // Worst case: every byte doubles (bare LF → CRLF, a leading "." → ".."), plus CRLF "." CRLF.
     const out = new Uint8Array(reserve + 2 * n + (last ? 5 : 0))
-    const words = n >= 64 ? new Uint32Array(src.buffer, 0, src.buffer.byteLength >>> 2) : undefined
+    const words = n >= 1024 ? new Uint32Array(src.buffer, 0, src.buffer.byteLength >>> 2) : undefined
     const stuff = this.stuff
     let o = reserve
     let i = 0

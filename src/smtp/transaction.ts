@@ -426,9 +426,8 @@ const REDACTED = '<redacted>'
 /** One envelope command (RSET, MAIL, RCPT) in order; replies are matched to them in order (RFC 2920 §3.1). */
 interface Command {
   kind: 'RSET' | 'MAIL' | 'RCPT'
-  /** For the transcript. */
+  /** The command line without CRLF (also the transcript line). */
   line: string
-  bytes: Uint8Array
   /** Index into the message's recipients (RCPT only). */
   rcpt: number
 }
@@ -845,9 +844,9 @@ export class SmtpTransaction {
     }
     if (m.refusal) return m
     const useUtf8 = offer.smtputf8 && (env.smtputf8 || env.fromProblem === 'non-ascii' || nonAsciiRcpt)
-    if (this.#mailSent) m.commands.push({ kind: 'RSET', line: 'RSET', bytes: lineBytes('RSET'), rcpt: -1 })
+    if (this.#mailSent) m.commands.push({ kind: 'RSET', line: 'RSET', rcpt: -1 })
     const mail = mailLine(env, offer, useUtf8)
-    m.commands.push({ kind: 'MAIL', line: mail, bytes: lineBytes(mail), rcpt: -1 })
+    m.commands.push({ kind: 'MAIL', line: mail, rcpt: -1 })
     env.to.forEach((r: CheckedRecipient, i) => {
       if (r.problem === 'syntax') {
         m.outcomes[i] = { status: 'rejected', enhancedStatus: '5.1.3', text: `bad recipient address syntax: ${JSON.stringify(r.address)}` }
@@ -860,7 +859,7 @@ export class SmtpTransaction {
         }
       } else {
         const line = rcptLine(r, offer)
-        m.commands.push({ kind: 'RCPT', line, bytes: lineBytes(line), rcpt: i })
+        m.commands.push({ kind: 'RCPT', line, rcpt: i })
       }
     })
     return m
@@ -1005,19 +1004,15 @@ export class SmtpTransaction {
       this.#nextCommand(m, out)
       return
     }
-    // RFC 2920 §3.1: RSET, MAIL and RCPT may all go in one group.
-    let n = 0
-    for (const c of m.commands) n += c.bytes.length
-    const bytes = new Uint8Array(n)
-    let o = 0
+    // RFC 2920 §3.1: RSET, MAIL and RCPT may all go in one group, one write.
+    let group = ''
     for (const c of m.commands) {
-      bytes.set(c.bytes, o)
-      o += c.bytes.length
+      group += group === '' ? c.line : '\r\n' + c.line
       this.#transcript.push(`> ${c.line}`)
     }
     m.sent = m.commands.length
     this.#outstanding += m.commands.length
-    out.push({ type: 'send', bytes })
+    out.push({ type: 'send', bytes: lineBytes(group) })
   }
 
   #nextCommand(m: Message, out: SmtpTransactionAction[]): void {
@@ -1025,7 +1020,7 @@ export class SmtpTransaction {
     const c = m.commands[m.sent++] as Command
     this.#transcript.push(`> ${c.line}`)
     this.#outstanding++
-    out.push({ type: 'send', bytes: c.bytes })
+    out.push({ type: 'send', bytes: lineBytes(c.line) })
   }
 
   /** Send one command line (ASCII); `shown` is what the transcript gets (credentials redacted). */
