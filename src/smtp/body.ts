@@ -27,8 +27,6 @@ export class BodyEncoder {
   #bol = true
   /** The last input byte was a CR (CRLF written for it); a following LF is swallowed. */
   #cr = false
-  /** Bytes written so far (the server's view of the message size, stuffing included). */
-  octets = 0
 
   constructor(stuff: boolean) {
     this.stuff = stuff
@@ -112,7 +110,6 @@ export class BodyEncoder {
       this.#cr = false
     }
     this.#bol = bol
-    this.octets += o - reserve
     return { buf: out, start: reserve, end: o }
   }
 }

@@ -484,6 +484,13 @@ function base64(s: string): string {
   return btoa(utf8AsLatin1(s))
 }
 
+/** RFC 4954 §4: the mechanism asked for if offered; otherwise PLAIN, then LOGIN, when offered. */
+function pickMechanism(offered: readonly string[], want: 'PLAIN' | 'LOGIN' | undefined): 'PLAIN' | 'LOGIN' | undefined {
+  if (want) return offered.includes(want) ? want : undefined
+  if (offered.includes('PLAIN')) return 'PLAIN'
+  return offered.includes('LOGIN') ? 'LOGIN' : undefined
+}
+
 function invalidOption(message: string): SmtpTlsError {
   return new SmtpTlsError('ERR_INVALID_ARGUMENT', message, { temporary: false })
 }
@@ -575,7 +582,7 @@ export class SmtpTransaction {
   constructor(opts: SmtpTransactionOptions) {
     if (typeof opts !== 'object' || opts === null) throw invalidOption('SmtpTransaction needs an options object')
     const caps = opts.capabilities as EhloCapabilities | undefined
-    if (typeof caps !== 'object' || caps === null || !(caps.extensions instanceof Map) || typeof caps.known !== 'object') {
+    if (typeof caps !== 'object' || caps === null || !(caps.extensions instanceof Map) || !Array.isArray(caps.auth)) {
       throw invalidOption('capabilities must be the EhloCapabilities of the EHLO that applies')
     }
     if (typeof opts.secure !== 'boolean') throw invalidOption('secure must be a boolean')
@@ -600,17 +607,7 @@ export class SmtpTransaction {
     this.#auth = opts.auth === undefined ? undefined : checkAuth(opts.auth)
     this.#authPending = this.#auth !== undefined
     if (this.#auth) {
-      const offered = caps.auth
-      const want = this.#auth.mechanism
-      this.#authMechanism = want
-        ? offered.includes(want)
-          ? want
-          : undefined
-        : offered.includes('PLAIN')
-          ? 'PLAIN'
-          : offered.includes('LOGIN')
-            ? 'LOGIN'
-            : undefined
+      this.#authMechanism = pickMechanism(caps.auth, this.#auth.mechanism)
       const a = this.#auth
       this.#secrets = [
         base64(`${a.authzid ?? ''}\0${a.username}\0${a.password}`),

@@ -707,6 +707,7 @@ describe('SmtpTransaction: invalid inputs and final state', () => {
   const bad: Array<[string, unknown]> = [
     ['no options', undefined],
     ['no capabilities', { secure: true }],
+    ['capabilities that are not EhloCapabilities', { capabilities: { extensions: new Map() }, secure: true }],
     ['secure not boolean', { capabilities: caps(), secure: 'yes' }],
     ['verified without TLS', { capabilities: caps(), secure: false, verified: true }],
     ['auth with NUL', { capabilities: caps(), secure: true, auth: { username: 'a\0b', password: 'x' } }],
