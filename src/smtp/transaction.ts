@@ -864,122 +864,42 @@ export class SmtpTransaction {
 
   #run(row: SmtpTransactionTransition, reply: SmtpReply | undefined, out: SmtpTransactionAction[], input: string, cause?: unknown): void {
     const from = this.#name
-    const m = this.#msg
+    const m = this.#msg as Message
     for (const step of row.do) {
       switch (step) {
-        case 'refuse message': {
-          const err = (m as Message).refusal
-          for (let i = 0; i < (m as Message).outcomes.length; i++) {
-            if (err || !(m as Message).outcomes[i]) {
-              ;(m as Message).outcomes[i] = err
-                ? { status: 'rejected', enhancedStatus: err.enhancedStatus ?? '5.0.0', text: err.message }
-                : { status: 'rejected', enhancedStatus: '5.0.0', text: 'not sent' }
-            }
-          }
-          if (err) (m as Message).error = err
-          break
-        }
-        case 'send AUTH PLAIN': {
-          const a = this.#auth as SmtpAuthCredentials
-          // RFC 4954 §4 initial response; RFC 4616 §2 message: authzid NUL authcid NUL passwd
-          this.#sendLine(out, `AUTH PLAIN ${base64(`${a.authzid ?? ''}\0${a.username}\0${a.password}`)}`, `AUTH PLAIN ${REDACTED}`)
-          break
-        }
+        case 'send AUTH PLAIN':
         case 'send AUTH LOGIN':
-          this.#sendLine(out, 'AUTH LOGIN', 'AUTH LOGIN')
-          break
         case 'send username':
-          this.#sendLine(out, base64((this.#auth as SmtpAuthCredentials).username), REDACTED)
-          break
         case 'send password':
-          this.#sendLine(out, base64((this.#auth as SmtpAuthCredentials).password), REDACTED)
+          this.#sasl(step, out)
           break
         case 'begin':
           this.#authPending = false
-          this.#begin(m as Message, out)
+          this.#begin(m, out)
           break
         case 'next command':
-          this.#nextCommand(m as Message, out)
+          this.#nextCommand(m, out)
           break
+        case 'refuse message':
         case 'mail accepted':
-          ;(m as Message).mailReply = reply as SmtpReply
+        case 'mail failed':
+        case 'record recipient':
+        case 'final reply':
+          this.#record(step, m, reply as SmtpReply)
           break
-        case 'mail failed': {
-          const msg = m as Message
-          const r = reply as SmtpReply
-          msg.mailReply = r
-          msg.mailFailed = true
-          const permanent = Math.floor(r.code / 100) === 5
-          msg.error = new SmtpReplyError(
-            'ERR_SMTP_REJECTED',
-            `host ${this.servername || 'the server'} refused the sender: ${formatReplyLines(r).join(' ')}`,
-            r,
-            {
-              temporary: !permanent,
-            },
-          )
-          // RFC 5321 §3.3: the MAIL reply decides every recipient not decided locally.
-          for (const c of msg.commands) if (c.kind === 'RCPT') msg.outcomes[c.rcpt] = fromReply(r, permanent ? 'rejected' : 'pending')
-          break
-        }
-        case 'record recipient': {
-          const msg = m as Message
-          const cmd = msg.commands[msg.answered] as Command
-          if (msg.mailFailed || cmd.kind !== 'RCPT') break
-          const r = reply as SmtpReply
-          const cls = Math.floor(r.code / 100)
-          msg.outcomes[cmd.rcpt] = fromReply(r, cls === 2 ? 'accepted' : cls === 4 ? 'pending' : 'rejected')
-          break
-        }
         case 'send DATA':
-          this.#sendLine(out, 'DATA', 'DATA', true)
+          this.#sendLine(out, 'DATA', 'DATA')
           break
         case 'need body':
-          ;(m as Message).encoder ??= new BodyEncoder(!(m as Message).chunking)
+          m.encoder ??= new BodyEncoder(!m.chunking)
           out.push({ type: 'needBody' })
           break
-        case 'send body': {
-          const c = ((m as Message).encoder as BodyEncoder).encode(this.#chunk, 0, false)
-          if (c.end > c.start) out.push({ type: 'send', bytes: c.buf.subarray(c.start, c.end) })
-          break
-        }
-        case 'send end of data': {
-          const c = ((m as Message).encoder as BodyEncoder).encode(this.#chunk, 0, true)
-          this.#transcript.push('> .')
-          this.#outstanding++
-          out.push({ type: 'send', bytes: c.buf.subarray(c.start, c.end) })
-          break
-        }
+        case 'send body':
+        case 'send end of data':
         case 'send BDAT':
-        case 'send BDAT LAST': {
-          const last = step === 'send BDAT LAST'
-          const c = ((m as Message).encoder as BodyEncoder).encode(this.#chunk, BDAT_RESERVE, last)
-          const head = `BDAT ${c.end - c.start}${last ? ' LAST' : ''}`
-          const start = c.start - head.length - 2
-          c.buf.set(latin1(head + '\r\n'), start)
-          this.#transcript.push(`> ${head}`)
-          this.#outstanding++
-          out.push({ type: 'send', bytes: c.buf.subarray(start, c.end) })
+        case 'send BDAT LAST':
+          this.#body(step, m, out)
           break
-        }
-        case 'final reply': {
-          const msg = m as Message
-          const r = reply as SmtpReply
-          const cls = Math.floor(r.code / 100)
-          msg.dataReply = r
-          if (cls !== 2) {
-            const permanent = cls === 5
-            msg.error = new SmtpReplyError(
-              'ERR_SMTP_REJECTED',
-              `host ${this.servername || 'the server'} refused the message: ${formatReplyLines(r).join(' ')}`,
-              r,
-              { temporary: !permanent },
-            )
-            // Every accepted recipient shares the fate of the message.
-            msg.outcomes = msg.outcomes.map((o) => (o?.status === 'accepted' ? fromReply(r, permanent ? 'rejected' : 'pending') : o))
-          }
-          break
-        }
         case 'done':
           this.#done(out)
           break
@@ -992,6 +912,98 @@ export class SmtpTransaction {
       }
     }
     this.#name = row.to
+  }
+
+  /** One SASL step (RFC 4954); the transcript shows no credential. */
+  #sasl(step: 'send AUTH PLAIN' | 'send AUTH LOGIN' | 'send username' | 'send password', out: SmtpTransactionAction[]): void {
+    const a = this.#auth as SmtpAuthCredentials
+    switch (step) {
+      case 'send AUTH PLAIN':
+        // RFC 4954 §4 initial response; RFC 4616 §2 message: authzid NUL authcid NUL passwd
+        this.#sendLine(out, `AUTH PLAIN ${base64(`${a.authzid ?? ''}\0${a.username}\0${a.password}`)}`, `AUTH PLAIN ${REDACTED}`)
+        break
+      case 'send AUTH LOGIN':
+        this.#sendLine(out, 'AUTH LOGIN', 'AUTH LOGIN')
+        break
+      case 'send username':
+        this.#sendLine(out, base64(a.username), REDACTED)
+        break
+      case 'send password':
+        this.#sendLine(out, base64(a.password), REDACTED)
+        break
+    }
+  }
+
+  /** Record what a reply (or a local refusal) decides for the message and its recipients. */
+  #record(step: 'refuse message' | 'mail accepted' | 'mail failed' | 'record recipient' | 'final reply', m: Message, r: SmtpReply): void {
+    const host = this.servername || 'the server'
+    const cls = r ? Math.floor(r.code / 100) : 0
+    switch (step) {
+      case 'refuse message': {
+        const err = m.refusal
+        const o: Outcome = err
+          ? { status: 'rejected', enhancedStatus: err.enhancedStatus ?? '5.0.0', text: err.message }
+          : { status: 'rejected', enhancedStatus: '5.0.0', text: 'not sent' }
+        m.outcomes = m.outcomes.map((x) => (err || !x ? o : x))
+        if (err) m.error = err
+        break
+      }
+      case 'mail accepted':
+        m.mailReply = r
+        break
+      case 'mail failed': {
+        m.mailReply = r
+        m.mailFailed = true
+        m.error = new SmtpReplyError('ERR_SMTP_REJECTED', `host ${host} refused the sender: ${formatReplyLines(r).join(' ')}`, r, {
+          temporary: cls !== 5,
+        })
+        // RFC 5321 §3.3: the MAIL reply decides every recipient not decided locally.
+        for (const c of m.commands) if (c.kind === 'RCPT') m.outcomes[c.rcpt] = fromReply(r, cls === 5 ? 'rejected' : 'pending')
+        break
+      }
+      case 'record recipient': {
+        const cmd = m.commands[m.answered] as Command
+        if (m.mailFailed || cmd.kind !== 'RCPT') break
+        m.outcomes[cmd.rcpt] = fromReply(r, cls === 2 ? 'accepted' : cls === 4 ? 'pending' : 'rejected')
+        break
+      }
+      case 'final reply':
+        m.dataReply = r
+        if (cls === 2) break
+        m.error = new SmtpReplyError('ERR_SMTP_REJECTED', `host ${host} refused the message: ${formatReplyLines(r).join(' ')}`, r, {
+          temporary: cls !== 5,
+        })
+        // Every accepted recipient shares the fate of the message.
+        m.outcomes = m.outcomes.map((o) => (o?.status === 'accepted' ? fromReply(r, cls === 5 ? 'rejected' : 'pending') : o))
+        break
+    }
+  }
+
+  /** One body input on the wire: DATA (stuffed, and the final "." with the last) or one BDAT command with its bytes. */
+  #body(step: 'send body' | 'send end of data' | 'send BDAT' | 'send BDAT LAST', m: Message, out: SmtpTransactionAction[]): void {
+    const enc = m.encoder as BodyEncoder
+    if (step === 'send body') {
+      const c = enc.encode(this.#chunk, 0, false)
+      if (c.end > c.start) out.push({ type: 'send', bytes: c.buf.subarray(c.start, c.end) })
+      return
+    }
+    if (step === 'send end of data') {
+      const c = enc.encode(this.#chunk, 0, true)
+      this.#transcript.push('> .')
+      this.#outstanding++
+      out.push({ type: 'send', bytes: c.buf.subarray(c.start, c.end) })
+      return
+    }
+    // RFC 3030 §2: "BDAT" SP chunk-size [SP "LAST"] CRLF, then exactly chunk-size octets; the
+    // command is written into the room left in front of the chunk (one buffer per chunk).
+    const last = step === 'send BDAT LAST'
+    const c = enc.encode(this.#chunk, BDAT_RESERVE, last)
+    const head = `BDAT ${c.end - c.start}${last ? ' LAST' : ''}`
+    const start = c.start - head.length - 2
+    c.buf.set(latin1(head + '\r\n'), start)
+    this.#transcript.push(`> ${head}`)
+    this.#outstanding++
+    out.push({ type: 'send', bytes: c.buf.subarray(start, c.end) })
   }
 
   /** Queue the envelope commands; send them all (PIPELINING) or the first. */
