@@ -422,6 +422,8 @@ const EXPECT: Partial<Record<SmtpTransactionStateName, { ok: readonly number[]; 
 const BDAT_RESERVE = 32
 const EMPTY = new Uint8Array(0)
 const REDACTED = '<redacted>'
+/** Most transcript lines kept (the latest). */
+const TRANSCRIPT_LINES = 1000
 
 /** One envelope command (RSET, MAIL, RCPT) in order; replies are matched to them in order (RFC 2920 §3.1). */
 interface Command {
@@ -710,7 +712,7 @@ export class SmtpTransaction {
       }
       if (reply === undefined) return
       reply = this.#redact(reply)
-      for (const line of formatReplyLines(reply)) this.#transcript.push(`< ${line}`)
+      for (const line of formatReplyLines(reply)) this.#log(`< ${line}`)
       const expect = EXPECT[this.#name]
       if (expect === undefined) {
         // Nothing outstanding (idle, or waiting for the caller's body): only a 421 may come (RFC 5321 §3.8).
@@ -989,7 +991,7 @@ export class SmtpTransaction {
     }
     if (step === 'send end of data') {
       const c = enc.encode(this.#chunk, 0, true)
-      this.#transcript.push('> .')
+      this.#log('> .')
       this.#outstanding++
       out.push({ type: 'send', bytes: c.buf.subarray(c.start, c.end) })
       return
@@ -1001,7 +1003,7 @@ export class SmtpTransaction {
     const head = `BDAT ${c.end - c.start}${last ? ' LAST' : ''}`
     const start = c.start - head.length - 2
     c.buf.set(latin1(head + '\r\n'), start)
-    this.#transcript.push(`> ${head}`)
+    this.#log(`> ${head}`)
     this.#outstanding++
     out.push({ type: 'send', bytes: c.buf.subarray(start, c.end) })
   }
@@ -1017,7 +1019,7 @@ export class SmtpTransaction {
     let group = ''
     for (const c of m.commands) {
       group += group === '' ? c.line : '\r\n' + c.line
-      this.#transcript.push(`> ${c.line}`)
+      this.#log(`> ${c.line}`)
     }
     m.sent = m.commands.length
     this.#outstanding += m.commands.length
@@ -1027,14 +1029,29 @@ export class SmtpTransaction {
   #nextCommand(m: Message, out: SmtpTransactionAction[]): void {
     if (this.pipelining || m.sent >= m.commands.length) return
     const c = m.commands[m.sent++] as Command
-    this.#transcript.push(`> ${c.line}`)
+    this.#log(`> ${c.line}`)
     this.#outstanding++
     out.push({ type: 'send', bytes: lineBytes(c.line) })
   }
 
+  /**
+   * Add a transcript line. A session can carry many messages and a message many BDAT chunks, so the
+   * transcript keeps the last {@link TRANSCRIPT_LINES} lines: the oldest half goes when it is full.
+   */
+  #log(line: string): void {
+    const t = this.#transcript
+    t.push(line)
+    if (t.length <= TRANSCRIPT_LINES) return
+    // our lines start with "> ", the server's with "< ": a leading "… " is the count of lines dropped
+    const head = t[0] as string
+    const before = head.startsWith('… ') ? Number.parseInt(head.slice(2), 10) - 1 : 0
+    const cut = TRANSCRIPT_LINES / 2 + 1
+    t.splice(0, cut, `… ${before + cut} earlier lines`)
+  }
+
   /** Send one command line (ASCII); `shown` is what the transcript gets (credentials redacted). */
   #sendLine(out: SmtpTransactionAction[], line: string, shown: string, awaitReply = true): void {
-    this.#transcript.push(`> ${shown}`)
+    this.#log(`> ${shown}`)
     if (awaitReply) this.#outstanding++
     out.push({ type: 'send', bytes: lineBytes(line) })
   }

@@ -793,6 +793,20 @@ describe('SmtpTransaction: what the driver gets', () => {
       '> QUIT',
     ])
   })
+  it('the transcript keeps the last 1000 lines of a long session and counts the rest', () => {
+    const steps: TxStep[] = []
+    for (let k = 0; k < 150; k++) steps.push(env(), ...(k > 0 ? [OK] : []), OK, OK, GO, { bodyEnd: true }, QUEUED)
+    const r = replayTx(steps)
+    assert.equal(r.actions.filter((a) => a.type === 'done').length, 150)
+    const t = r.tx.transcript
+    assert.ok(t.length <= 1000 && t.length > 500, String(t.length))
+    const m = /^… (\d+) earlier lines$/.exec(t[0] ?? '')
+    assert.ok(m, t[0])
+    // 8 lines for the first message, 10 (with RSET) for each other one
+    assert.equal(Number(m[1]) + t.length - 1, 8 + 149 * 10)
+    assert.equal(t.at(-1), '< 250 2.0.0 Ok: queued as 4ABC')
+  })
+
   it('state names what it waits for', () => {
     const tx = newTx()
     const seen: string[] = [tx.state.name]
