@@ -635,7 +635,10 @@ export class SmtpTransaction {
     return s
   }
 
-  /** The conversation in posttls-finger style (`> MAIL FROM:<…>`, `< 250 …`); credentials redacted, bodies left out. */
+  /**
+   * The conversation in posttls-finger style (`> MAIL FROM:<…>`, `< 250 …`); credentials redacted,
+   * bodies left out, the last 1000 lines of a long session.
+   */
   get transcript(): readonly string[] {
     return this.#transcript
   }

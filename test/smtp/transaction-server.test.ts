@@ -203,7 +203,9 @@ describe('SmtpTransaction over smtp-server (DATA)', () => {
   let srv: Awaited<ReturnType<typeof startServer>>
   let lock: Awaited<ReturnType<typeof startServer>>
   let auth: Awaited<ReturnType<typeof startServer>>
+  let plain: Awaited<ReturnType<typeof startServer>>
   before(async () => {
+    plain = await startServer({ hideSMTPUTF8: true, hide8BITMIME: true, disabledCommands: ['AUTH'] })
     srv = await startServer({ size: 1_000_000, hideDSN: false, hideENHANCEDSTATUSCODES: false, disabledCommands: ['AUTH'] })
     lock = await startServer({ hidePIPELINING: true, hideSize: true, disabledCommands: ['AUTH'] })
     auth = await startServer({
@@ -217,7 +219,7 @@ describe('SmtpTransaction over smtp-server (DATA)', () => {
     })
   })
   after(async () => {
-    await Promise.all([srv.close(), lock.close(), auth.close()])
+    await Promise.all([srv.close(), lock.close(), auth.close(), plain.close()])
   })
 
   it('PIPELINING, SIZE, 8BITMIME, DSN: the message arrives byte-exact', async () => {
@@ -266,6 +268,30 @@ describe('SmtpTransaction over smtp-server (DATA)', () => {
     )
     assert.ok(d.transcript.includes('> RSET'))
     assert.ok(!d.transcript.some((l) => l.includes('|')))
+  })
+
+  it('SMTPUTF8: a non-ASCII recipient arrives as UTF-8; without SMTPUTF8 it fails 5.6.7 and the others go', async () => {
+    const d = await deliver(srv.port, [{ envelope: { from: 'a@example.org', to: ['jörg@example.com', 'b@example.com'] }, body: tricky }])
+    assert.deepEqual(d.results[0]?.accepted, ['jörg@example.com', 'b@example.com'])
+    assert.deepEqual(srv.received.at(-1)?.to, ['jörg@example.com', 'b@example.com'])
+    assert.equal(srv.received.at(-1)?.params.SMTPUTF8, true)
+    const p = await deliver(plain.port, [{ envelope: { from: 'a@example.org', to: ['jörg@example.com', 'b@example.com'] }, body: tricky }])
+    assert.deepEqual(
+      p.results[0]?.recipients.map((r) => [r.status, r.enhancedStatus]),
+      [
+        ['rejected', '5.6.7'],
+        ['accepted', '2.0.0'],
+      ],
+    )
+    assert.deepEqual(plain.received.at(-1)?.to, ['b@example.com'])
+    assert.ok(!p.transcript.some((l) => l.includes('jörg')))
+  })
+
+  it('8BITMIME hidden: an 8-bit message is refused 5.6.3 before MAIL', async () => {
+    const n = plain.received.length
+    const d = await deliver(plain.port, [{ envelope: { from: 'a@example.org', to: ['b@example.com'], body: '8BITMIME' }, body: tricky }])
+    assert.equal(d.results[0]?.recipients[0]?.enhancedStatus, '5.6.3')
+    assert.equal(plain.received.length, n)
   })
 
   it('SIZE over the server limit: nothing sent, 5.3.4', async () => {
