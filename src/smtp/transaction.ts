@@ -185,7 +185,10 @@ export type SmtpTransactionGuard =
   | 'more recipients'
   | 'some accepted'
   | 'chunking'
+  | 'pipelining'
   | 'empty chunk'
+  | 'chunk failed'
+  | 'replies due'
 
 /** What a row does, in order. @public */
 export type SmtpTransactionStep =
@@ -205,6 +208,8 @@ export type SmtpTransactionStep =
   | 'send end of data'
   | 'send BDAT'
   | 'send BDAT LAST'
+  | 'record chunk'
+  | 'discard body'
   | 'final reply'
   | 'done'
   | 'send QUIT'
@@ -335,6 +340,24 @@ export const SMTP_TRANSACTION_TRANSITIONS: readonly SmtpTransactionTransition[] 
   { from: 'awaitData', on: FAIL, to: 'idle', do: ['final reply', 'done'], ref: 'RFC 5321 §4.1.1.4' },
   { from: 'awaitData', on: ['unexpected'], to: 'closed', do: ['send QUIT', 'close'], reason: 'unexpected reply', ref: 'RFC 5321 §4.3.2' },
 
+  // A BDAT chunk failed while the caller was reading the next one (PIPELINING): that input is
+  // dropped, nothing more is sent; the replies still due are read, then the message is done.
+  {
+    from: 'awaitBody',
+    on: ['body', 'bodyEnd'],
+    when: ['chunk failed', 'replies due'],
+    to: 'awaitFinal',
+    do: ['discard body'],
+    ref: 'RFC 3030 §2 (no BDAT after a failed one)',
+  },
+  {
+    from: 'awaitBody',
+    on: ['body', 'bodyEnd'],
+    when: ['chunk failed'],
+    to: 'idle',
+    do: ['discard body', 'final reply', 'done'],
+    ref: 'RFC 3030 §2',
+  },
   {
     from: 'awaitBody',
     on: ['body'],
@@ -343,18 +366,44 @@ export const SMTP_TRANSACTION_TRANSITIONS: readonly SmtpTransactionTransition[] 
     do: ['send body', 'need body'],
     ref: 'RFC 3030 §2 (no empty chunk but the last)',
   },
+  {
+    from: 'awaitBody',
+    on: ['body'],
+    when: ['chunking', 'pipelining'],
+    to: 'awaitBody',
+    do: ['send BDAT', 'need body'],
+    ref: 'RFC 3030 §4.2',
+  },
   { from: 'awaitBody', on: ['body'], when: ['chunking'], to: 'awaitBdat', do: ['send BDAT'], ref: 'RFC 3030 §2, §4.2' },
   { from: 'awaitBody', on: ['body'], to: 'awaitBody', do: ['send body', 'need body'], ref: 'RFC 5321 §4.5.2' },
   { from: 'awaitBody', on: ['bodyEnd'], when: ['chunking'], to: 'awaitFinal', do: ['send BDAT LAST'], ref: 'RFC 3030 §2' },
   { from: 'awaitBody', on: ['bodyEnd'], to: 'awaitFinal', do: ['send end of data'], ref: 'RFC 5321 §4.1.1.4, §4.5.2' },
+  // Replies to pipelined BDAT chunks arrive while the caller reads the next chunk.
+  { from: 'awaitBody', on: ANSWER, to: 'awaitBody', do: ['record chunk'], ref: 'RFC 3030 §4.2' },
+  {
+    from: 'awaitBody',
+    on: ['unexpected'],
+    to: 'closed',
+    do: ['close'],
+    reason: 'unexpected reply',
+    ref: 'RFC 5321 §4.3.2 (no QUIT from awaitBody: it may be inside DATA)',
+  },
 
-  // BDAT chunks one at a time; a failed chunk fails the message (RFC 3030 §2, §4.2).
+  // BDAT without PIPELINING: one chunk at a time; a failed chunk fails the message (RFC 3030 §2, §4.2).
   { from: 'awaitBdat', on: ['250'], to: 'awaitBody', do: ['need body'], ref: 'RFC 3030 §2' },
   { from: 'awaitBdat', on: ['421'], to: 'closed', do: ['close'], reason: 'rejected', ref: 'RFC 5321 §3.8' },
   { from: 'awaitBdat', on: FAIL, to: 'idle', do: ['final reply', 'done'], ref: 'RFC 3030 §2' },
   { from: 'awaitBdat', on: ['unexpected'], to: 'closed', do: ['send QUIT', 'close'], reason: 'unexpected reply', ref: 'RFC 5321 §4.3.2' },
 
   // The final reply after "." or BDAT LAST: it decides every accepted recipient.
+  {
+    from: 'awaitFinal',
+    on: ANSWER,
+    when: ['replies due'],
+    to: 'awaitFinal',
+    do: ['record chunk'],
+    ref: 'RFC 3030 §4.2 (an earlier chunk)',
+  },
   { from: 'awaitFinal', on: ['250'], to: 'idle', do: ['final reply', 'done'], ref: 'RFC 5321 §4.1.1.4; RFC 3030 §2' },
   { from: 'awaitFinal', on: ['421'], to: 'closed', do: ['close'], reason: 'rejected', ref: 'RFC 5321 §3.8' },
   { from: 'awaitFinal', on: FAIL, to: 'idle', do: ['final reply', 'done'], ref: 'RFC 5321 §4.1.1.4' },
@@ -418,6 +467,9 @@ const EXPECT: Partial<Record<SmtpTransactionStateName, { ok: readonly number[]; 
   awaitFinal: { ok: [250], event: '250', command: 'end of data' },
 }
 
+/** A reply to a pipelined BDAT chunk, read while waiting for the caller's next chunk. */
+const BDAT_REPLY: { ok: readonly number[]; event: SmtpTransactionEvent; command: string } = { ok: [250], event: '250', command: 'BDAT' }
+
 /** Where the body is: for BDAT, room for "BDAT <n> LAST\r\n" in front of each chunk. */
 const BDAT_RESERVE = 32
 const EMPTY = new Uint8Array(0)
@@ -456,6 +508,8 @@ interface Message {
   refusal?: SmtpTlsError
   mailReply?: SmtpReply
   dataReply?: SmtpReply
+  /** The first 4xx/5xx to a BDAT chunk before the last (PIPELINING). */
+  chunkFailure?: SmtpReply
   error?: SmtpTlsError
 }
 
@@ -522,8 +576,9 @@ function checkAuth(a: unknown): SmtpAuthCredentials {
  * - Parameters: `SIZE` (a declared size over the server's limit is refused before `MAIL`, 5.3.4),
  *   `BODY=8BITMIME`, `SMTPUTF8` (a non-ASCII recipient without it fails with 5.6.7 and is never
  *   sent), `REQUIRETLS` (only on a `verified` session that offers it, else 5.7.30), DSN.
- * - `PIPELINING`: RSET, MAIL and every RCPT in one `send`; otherwise one command at a time. A reply
- *   that arrives ahead of its command is a protocol error.
+ * - `PIPELINING`: RSET, MAIL and every RCPT in one `send`, BDAT chunks without waiting for their
+ *   replies; otherwise one command at a time. A reply that arrives ahead of its command is a
+ *   protocol error.
  * - Body: the caller feeds chunks when asked (`needBody`); each becomes one `send`, dot-stuffed and
  *   CRLF-normalised for DATA, `BDAT <n>` for CHUNKING; nothing holds the whole message.
  * - Every session failure (421, EOF, timeout, a protocol error) is a `close` with a temporary
@@ -716,7 +771,8 @@ export class SmtpTransaction {
       if (reply === undefined) return
       reply = this.#redact(reply)
       for (const line of formatReplyLines(reply)) this.#log(`< ${line}`)
-      const expect = EXPECT[this.#name]
+      // awaitBody with BDAT chunks in flight (PIPELINING) reads their replies
+      const expect = this.#name === 'awaitBody' && this.#outstanding > 0 ? BDAT_REPLY : EXPECT[this.#name]
       if (expect === undefined) {
         // Nothing outstanding (idle, or waiting for the caller's body): only a 421 may come (RFC 5321 §3.8).
         this.#run(this.#find(reply.code === 421 ? '421' : 'unsolicited'), reply, out, 'data')
@@ -802,6 +858,13 @@ export class SmtpTransaction {
       }
       case 'chunking':
         return m?.chunking === true
+      case 'pipelining':
+        return this.pipelining
+      case 'chunk failed':
+        return m?.chunkFailure !== undefined
+      case 'replies due':
+        // replies to commands already sent, after the one being handled
+        return this.#outstanding > 0
       case 'empty chunk':
         // nothing to send: an empty input, or the LF of a CRLF split after its CR
         return this.#chunk.length === 0 || (this.#msg?.encoder?.wouldBeEmpty(this.#chunk) ?? false)
@@ -889,8 +952,11 @@ export class SmtpTransaction {
         case 'mail accepted':
         case 'mail failed':
         case 'record recipient':
+        case 'record chunk':
         case 'final reply':
           this.#record(step, m, reply as SmtpReply)
+          break
+        case 'discard body':
           break
         case 'send DATA':
           this.#sendLine(out, 'DATA', 'DATA')
@@ -940,7 +1006,13 @@ export class SmtpTransaction {
   }
 
   /** Record what a reply (or a local refusal) decides for the message and its recipients. */
-  #record(step: 'refuse message' | 'mail accepted' | 'mail failed' | 'record recipient' | 'final reply', m: Message, r: SmtpReply): void {
+  #record(
+    step: 'refuse message' | 'mail accepted' | 'mail failed' | 'record recipient' | 'record chunk' | 'final reply',
+    m: Message,
+    reply: SmtpReply,
+  ): void {
+    // RFC 3030 §2: after a failed chunk the message has failed, whatever the final reply says.
+    const r = step === 'final reply' ? (m.chunkFailure ?? reply) : reply
     const host = this.servername || 'the server'
     const cls = r ? Math.floor(r.code / 100) : 0
     switch (step) {
@@ -972,6 +1044,9 @@ export class SmtpTransaction {
         m.outcomes[cmd.rcpt] = fromReply(r, cls === 2 ? 'accepted' : cls === 4 ? 'pending' : 'rejected')
         break
       }
+      case 'record chunk':
+        if (cls !== 2) m.chunkFailure ??= r
+        break
       case 'final reply':
         m.dataReply = r
         if (cls === 2) break

@@ -139,11 +139,14 @@ const params = fc.record({
       rcpt: fc.array(code(250), { minLength: 4, maxLength: 4 }),
       data: code(354),
       final: code(250),
+      bdat: code(250),
       body: fc.array(fc.constantFrom('line\r\n', '.dot\n', 'x', '\r', '\n', 'é'), { maxLength: 5 }),
     }),
     { minLength: 1, maxLength: 2 },
   ),
   multiline: fc.boolean(),
+  /** Feed the next body chunk before the replies due (pipelined BDAT chunks in flight). */
+  bodyFirst: fc.boolean(),
   lfOnly: fc.boolean(),
   interrupt: fc.option(fc.tuple(fc.nat({ max: 12 }), fc.constantFrom<TxStep>('421 4.3.2 bye\r\n', { eof: true }, { timeout: true }))),
 })
@@ -172,7 +175,7 @@ function simulate(p: Params): TxStep[] {
       if (a.type === 'send' && m) {
         const isBody = typeof step === 'object' && ('body' in step || 'bodyEnd' in step)
         if (isBody) {
-          if (chunking) due.push(say('bodyEnd' in step ? m.final : 250))
+          if (chunking) due.push(say('bodyEnd' in step ? m.final : m.bdat))
           else if ('bodyEnd' in step) due.push(say(m.final))
           continue
         }
@@ -193,15 +196,15 @@ function simulate(p: Params): TxStep[] {
       feed(p.interrupt[1])
       continue
     }
-    if (due.length > 0) {
-      const replies = due.join('')
-      due = []
-      feed(replies)
-    } else if (wantBody) {
+    if (wantBody && (p.bodyFirst || due.length === 0)) {
       wantBody = false
       const m = p.messages[msgNo]
       const part = m?.body[bodyPart++]
       feed(part === undefined ? { bodyEnd: true } : { body: part })
+    } else if (due.length > 0) {
+      const replies = due.join('')
+      due = []
+      feed(replies)
     } else if (idle) {
       idle = false
       msgNo++
@@ -241,13 +244,25 @@ describe('SmtpTransaction transcript properties', () => {
         for (const a of replayTx(steps, { ext: p.ext }).actions) if (a.type === 'done') checkResult(a.result)
         const whole = observe(steps, p.ext)
         endings.add(String(whole.actions.at(-1)?.[0]).split(' ').slice(0, 2).join(' '))
+        const t = whole.transcript.join('\n')
+        if (/> BDAT \d+\n> BDAT/.test(t)) endings.add('pipelined BDAT')
+        if (/> BDAT \d+\n< [45]/.test(t) && whole.actions.some((a) => /data=[45]/.test(String(a[0])))) endings.add('failed BDAT chunk')
         for (const a of whole.actions) endings.add(String(a[0]).split(' ')[0] ?? '')
         assert.deepEqual(observe(steps, p.ext, splitter(points)), whole)
       }),
       { numRuns: 1500 },
     )
     // not vacuous: normal ends, 421, EOF and timeout all happen; messages complete
-    for (const e of ['close -', 'close ERR_SMTP_REJECTED', 'close ERR_SMTP_EOF', 'close ERR_SMTP_TIMEOUT', 'done', 'needBody']) {
+    for (const e of [
+      'close -',
+      'close ERR_SMTP_REJECTED',
+      'close ERR_SMTP_EOF',
+      'close ERR_SMTP_TIMEOUT',
+      'done',
+      'needBody',
+      'pipelined BDAT',
+      'failed BDAT chunk',
+    ]) {
       assert.ok(
         [...endings].some((x) => x.startsWith(e)),
         `never saw ${e}`,

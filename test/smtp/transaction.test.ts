@@ -450,6 +450,79 @@ describe('SmtpTransaction: DATA and BDAT final replies', () => {
       ],
     ],
     [
+      'BDAT with PIPELINING: the next chunk is asked for at once; replies come while the caller reads',
+      { ext: ['CHUNKING', 'PIPELINING'] },
+      [env(), OK + OK, { body: 'a\r\n' }, { body: 'b\r\n' }, OK, { body: 'c' }, OK + OK, { bodyEnd: true }, QUEUED],
+      [
+        '> MAIL FROM:<a@example.org> | RCPT TO:<b@example.com>',
+        NEED,
+        '> BDAT 3 | a',
+        NEED,
+        '> BDAT 3 | b',
+        NEED,
+        '> BDAT 1 | c',
+        NEED,
+        '> BDAT 2 LAST | ',
+        `done ${B}=accepted:250:2.0.0 data=250`,
+      ],
+    ],
+    [
+      'BDAT with PIPELINING: chunk replies still due when LAST is sent are read before the final one',
+      { ext: ['CHUNKING', 'PIPELINING'] },
+      [env(), OK + OK, { body: 'a\r\n' }, { body: 'b\r\n' }, { bodyEnd: true }, OK + OK + QUEUED],
+      [
+        '> MAIL FROM:<a@example.org> | RCPT TO:<b@example.com>',
+        NEED,
+        '> BDAT 3 | a',
+        NEED,
+        '> BDAT 3 | b',
+        NEED,
+        '> BDAT 0 LAST',
+        `done ${B}=accepted:250:2.0.0 data=250`,
+      ],
+    ],
+    [
+      'BDAT with PIPELINING: a failed chunk fails the message even if the last one is accepted (RFC 3030 §2)',
+      { ext: ['CHUNKING', 'PIPELINING'] },
+      [env(), OK + OK, { body: 'a\r\n' }, { bodyEnd: true }, '552 5.3.4 too big\r\n' + QUEUED],
+      [
+        '> MAIL FROM:<a@example.org> | RCPT TO:<b@example.com>',
+        NEED,
+        '> BDAT 3 | a',
+        NEED,
+        '> BDAT 0 LAST',
+        `done ${B}=rejected:552:5.3.4 data=552 error=ERR_SMTP_REJECTED`,
+      ],
+    ],
+    [
+      'BDAT with PIPELINING: after a failed chunk the next input is dropped, nothing more is sent',
+      { ext: ['CHUNKING', 'PIPELINING'] },
+      [env(), OK + OK, { body: 'a\r\n' }, { body: 'b\r\n' }, '452 4.3.1 full\r\n', { body: 'c\r\n' }, '503 5.5.1 no\r\n', { quit: true }],
+      [
+        '> MAIL FROM:<a@example.org> | RCPT TO:<b@example.com>',
+        NEED,
+        '> BDAT 3 | a',
+        NEED,
+        '> BDAT 3 | b',
+        NEED,
+        `done ${B}=pending:452:4.3.1 data=452 error=ERR_SMTP_REJECTED`,
+        QUIT,
+        'close - -',
+      ],
+    ],
+    [
+      'BDAT with PIPELINING: a failed chunk with nothing else due ends the message at the next input',
+      { ext: ['CHUNKING', 'PIPELINING'] },
+      [env(), OK + OK, { body: 'a\r\n' }, '554 5.6.0 bad\r\n', { bodyEnd: true }],
+      [
+        '> MAIL FROM:<a@example.org> | RCPT TO:<b@example.com>',
+        NEED,
+        '> BDAT 3 | a',
+        NEED,
+        `done ${B}=rejected:554:5.6.0 data=554 error=ERR_SMTP_REJECTED`,
+      ],
+    ],
+    [
       'BDAT chunk refused: the message fails, accepted recipients follow the reply',
       { ext: ['CHUNKING'] },
       [env(), OK, OK, { body: 'a\r\n' }, '552 5.3.4 too big\r\n'],
@@ -861,16 +934,22 @@ describe('SMTP_TRANSACTION_TRANSITIONS', () => {
     'more recipients',
     'some accepted',
     'chunking',
+    'pipelining',
     'empty chunk',
+    'chunk failed',
+    'replies due',
   ]
   it('has a row for every live state, event and guard combination', () => {
     const common: SmtpTransactionEvent[] = ['eof', 'timeout', 'quit', 'invalid input', 'bad reply', '421', 'mail', 'body', 'bodyEnd']
     for (const s of live) {
+      const replies: SmtpTransactionEvent[] = ['4xx', '5xx', 'unexpected', 'bytes after reply']
       const events: SmtpTransactionEvent[] = ok[s]
-        ? [...common, ok[s], '4xx', '5xx', 'unexpected', 'bytes after reply']
-        : [...common, 'unsolicited']
+        ? [...common, ok[s], ...replies]
+        : s === 'awaitBody' // replies to pipelined BDAT chunks, or unsolicited
+          ? [...common, 'unsolicited', '250', ...replies]
+          : [...common, 'unsolicited']
       for (const e of events) {
-        for (let bits = 0; bits < 1 << guards.length; bits += 37) {
+        for (let bits = 0; bits < 1 << guards.length; bits += 97) {
           const holds = (g: SmtpTransactionGuard) => ((bits >> guards.indexOf(g)) & 1) === 1
           const row = SMTP_TRANSACTION_TRANSITIONS.find(
             (t) => (t.from === s || t.from === '*') && t.on.includes(e) && (t.when ?? []).every(holds),
