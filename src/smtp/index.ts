@@ -1,6 +1,7 @@
 /**
- * SMTP reply parsing (RFC 5321 §4.2), EHLO capabilities (RFC 5321 §4.1.1.1) and the sans-IO
- * STARTTLS client (RFC 3207). See docs/starttls.md for the state diagram and a driver.
+ * SMTP reply parsing (RFC 5321 §4.2), EHLO capabilities (RFC 5321 §4.1.1.1), the sans-IO
+ * STARTTLS client (RFC 3207) and the sans-IO mail transaction {@link SmtpTransaction} (RFC 5321
+ * §3.3). See docs/starttls.md and docs/transaction.md for the state diagrams and drivers.
  *
  * @example Driving {@link StartTlsClient} over a socket (the full version is examples/custom-driver.ts):
  * ```ts
@@ -43,3 +44,21 @@ export type {
   StartTlsCloseReason,
   StartTlsTransition,
 } from './starttls.js'
+export { SmtpTransaction, SMTP_TRANSACTION_TRANSITIONS, smtpTransactionDiagram } from './transaction.js'
+export type {
+  SmtpTransactionInput,
+  SmtpTransactionAction,
+  SmtpTransactionOptions,
+  SmtpTransactionResult,
+  SmtpRecipientResult,
+  SmtpAuthCredentials,
+  SmtpTransactionState,
+  SmtpTransactionStateName,
+  SmtpTransactionEvent,
+  SmtpTransactionGuard,
+  SmtpTransactionStep,
+  SmtpTransactionCloseReason,
+  SmtpTransactionTransition,
+  SmtpEnvelope,
+  SmtpRecipient,
+} from './transaction.js'

@@ -4,7 +4,7 @@
  * code below only classifies an input into an event, looks the row up and carries out its steps.
  */
 import { describeValue, isBytes, readOptions } from '../args.js'
-import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
+import { SmtpTlsError, type ErrorCode, type TlsRptResultType } from '../errors.js'
 import { parseEhloCapabilities, type EhloCapabilities } from './ehlo.js'
 import { checkLimit, formatReplyLines, ReplyParser, type SmtpReply } from './reply.js'
 
@@ -283,9 +283,10 @@ const EXPECT: Partial<Record<StartTlsStateName, { ok: number; command: string; d
 }
 
 /**
- * A server reply that ended the session: `reply` holds it, `enhancedStatus` is the server's (or
- * `X.0.0` from its code, as Postfix does), and the error stays `temporary`: a TLS policy failure
- * defers, it never bounces.
+ * A server reply that ended the session (or, from {@link SmtpTransaction}, failed a message):
+ * `reply` holds it, `enhancedStatus` is the server's (or `X.0.0` from its code, as Postfix does).
+ * The error is `temporary` unless the caller says otherwise: a TLS policy failure defers, it never
+ * bounces; only {@link SmtpTransaction} passes `temporary: false`, for a 5xx to a mail command.
  * @public
  */
 export class SmtpReplyError extends SmtpTlsError {
@@ -293,17 +294,17 @@ export class SmtpReplyError extends SmtpTlsError {
   /** The server's reply code, e.g. `454`. */
   readonly replyCode: number
   constructor(
-    code: 'ERR_SMTP_REJECTED' | 'ERR_STARTTLS_REFUSED' | 'ERR_SMTP_PROTOCOL',
+    code: ErrorCode,
     message: string,
     reply: SmtpReply,
-    opts: { enhancedStatus?: string; tlsrpt?: TlsRptResultType } = {},
+    opts: { enhancedStatus?: string; tlsrpt?: TlsRptResultType; temporary?: boolean } = {},
   ) {
     const f = replyErrorFacts(reply, opts)
-    super(
-      code,
-      message,
-      f.tlsrpt === undefined ? { enhancedStatus: f.enhancedStatus } : { enhancedStatus: f.enhancedStatus, tlsrpt: f.tlsrpt },
-    )
+    super(code, message, {
+      enhancedStatus: f.enhancedStatus,
+      ...(f.tlsrpt === undefined ? {} : { tlsrpt: f.tlsrpt }),
+      ...(f.temporary === undefined ? {} : { temporary: f.temporary }),
+    })
     this.name = 'SmtpReplyError'
     this.reply = reply
     this.replyCode = f.replyCode
@@ -317,8 +318,9 @@ export class SmtpReplyError extends SmtpTlsError {
 function replyErrorFacts(
   reply: unknown,
   opts: unknown,
-): { replyCode: number; enhancedStatus: string; tlsrpt: TlsRptResultType | undefined } {
+): { replyCode: number; enhancedStatus: string; tlsrpt: TlsRptResultType | undefined; temporary: boolean | undefined } {
   let replyCode = NaN
+  let temporary: unknown
   let replyStatus: unknown
   let enhanced: unknown
   let tlsrpt: unknown
@@ -331,6 +333,7 @@ function replyErrorFacts(
     if (typeof opts === 'object' && opts !== null) {
       enhanced = (opts as { enhancedStatus?: unknown }).enhancedStatus
       tlsrpt = (opts as { tlsrpt?: unknown }).tlsrpt
+      temporary = (opts as { temporary?: unknown }).temporary
     }
   } catch {
     // unreadable: keep what was read
@@ -342,6 +345,7 @@ function replyErrorFacts(
     replyCode,
     enhancedStatus: typeof enhanced === 'string' ? enhanced : fromReply,
     tlsrpt: typeof tlsrpt === 'string' ? (tlsrpt as TlsRptResultType) : undefined,
+    temporary: typeof temporary === 'boolean' ? temporary : undefined,
   }
 }
 
