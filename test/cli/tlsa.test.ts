@@ -60,7 +60,6 @@ describe('smtp-tls-policy tlsa', () => {
     ['usage not a number', ['tlsa', chainFile, '--usage', 'x'], /--usage must be a number/],
     ['unknown option', ['tlsa', chainFile, '--nope'], /Unknown option/],
     ['--all with --usage', ['tlsa', chainFile, '--all', '--usage', '2'], /cannot be combined/],
-    ['missing file', ['tlsa', join(tmp.dir, 'absent.pem')], /no such file/],
     ['unknown command', ['frobnicate'], /unknown command/],
   ]
   for (const [why, argv, re] of usage) {
@@ -71,11 +70,16 @@ describe('smtp-tls-policy tlsa', () => {
       assert.equal(r.out, '')
     })
   }
+  it('a missing file is 66 (EX_NOINPUT), not a usage error', async () => {
+    const r = await run('tlsa', join(tmp.dir, 'absent.pem'))
+    assert.equal(r.status, 66, r.err)
+    assert.match(r.err, /no such file/)
+  })
   it('a file that is not a certificate is a plain-language error, not a crash', async () => {
     const f = join(tmp.dir, 'junk.pem')
     writeFileSync(f, 'not a certificate\n')
     const r = await run('tlsa', f)
-    assert.notEqual(r.status, 0)
+    assert.equal(r.status, 65, r.err)
     assert.match(r.err, /no "-----BEGIN CERTIFICATE-----" block found \[ERR_PEM_SYNTAX\]/)
   })
   it('--help', async () => {
