@@ -99,7 +99,8 @@ Options:
   --match M            fingerprint pins or verify/secure match names (repeatable)
   --ca-file FILE       trust anchors (PEM) for verify and secure (default: Node's root store)
   --ehlo NAME          our EHLO name (default: this host's name)
-  --timeout SECONDS    per network step (default 30)
+  --timeout SECONDS    per network step: each DNS query, the TCP connect, each reply, the TLS
+                       handshake (default 30; DNS queries: resolv.conf's timeout, else 5)
   --json               print one JSON object instead of text
   -v, --verbose        print the SMTP transcript (< server, > client)
   -h, --help           show this help

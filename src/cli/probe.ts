@@ -22,9 +22,10 @@ function options(a: ProbeArgs): ConnectOptions {
   optionValue('', () => parseNexthop(a.destination, a.port ?? 25))
   if (a.port !== undefined) opts.port = a.port
   if (a.timeoutMs !== undefined) opts.timeoutMs = a.timeoutMs
-  if (a.resolvers !== undefined) {
-    const servers = a.resolvers
-    opts.resolver = optionValue('--resolver', () => createResolver({ servers }))
+  if (a.resolvers !== undefined || a.timeoutMs !== undefined) {
+    // --timeout bounds each DNS query too (a network step), not only the SMTP steps.
+    const ro = { ...(a.resolvers && { servers: a.resolvers }), ...(a.timeoutMs && { timeoutMs: a.timeoutMs }) }
+    opts.resolver = optionValue('--resolver', () => createResolver(ro))
   }
   if (a.ehlo !== undefined) {
     const ehloName = a.ehlo

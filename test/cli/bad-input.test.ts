@@ -181,6 +181,11 @@ describe('probe: options are checked before any I/O (EX_USAGE 64)', () => {
     // The resolver is a closed port: the old code reported the DNS failure (75) and never the name.
     assertOneLine(await run('probe', 'example.invalid', '--resolver', '127.0.0.1:9', '--ehlo', 'bad name'), 64, /--ehlo/)
   })
+  it('--timeout bounds each DNS query too', async () => {
+    const r = await run('probe', 'example.invalid', '--resolver', '127.0.0.1:9', '--timeout', '1')
+    assert.equal(r.status, 75, r.out + r.err)
+    assert.match(r.out, /within 1000 ms/)
+  })
   it('good options still reach the network (the listener sees the connection)', async () => {
     const before = connections
     const r = await run(...base(), '--level', 'may', '--ehlo', 'client.bad.test')
