@@ -7,6 +7,7 @@ import { createResolver } from '../node/resolver/index.js'
 import { parsePins } from '../pin/match.js'
 import { parsePolicyTable } from '../policy/table.js'
 import { StartTlsClient } from '../smtp/starttls.js'
+import { sliceCertificate } from '../x509/der.js'
 import { pemToDerAll } from '../x509/pem.js'
 import { clean, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, inputData, optionValue, type CliIo, type ProbeArgs } from './common.js'
 import { MiB, readInput } from './read.js'
@@ -50,7 +51,7 @@ export async function probeCommand(a: ProbeArgs, io: CliIo): Promise<number> {
     const what = 'CA file'
     const path = a.caFile
     const text = inputData(what, path, () => readInput(path, what, MAX_CA_FILE).toString('utf8'))
-    inputData(what, path, () => pemToDerAll(text))
+    inputData(what, path, () => pemToDerAll(text).forEach((der) => sliceCertificate(der)))
     opts.ca = text
   }
   if (a.policyTable !== undefined) {

@@ -204,8 +204,10 @@ describe('probe: input files (65, 66) and a hostile policy table', () => {
     const t = file('bad.table', 'example.com verify\nexample.net nonsense\n')
     assertOneLine(await run(...base, '--policy-table', t), 65, /bad\.table.*\[ERR_POLICY_SYNTAX\]/)
   })
-  it('a CA file without certificates: 65', async () => {
+  it('a CA file without certificates, or with a block that is not one: 65', async () => {
     assertOneLine(await run(...base, '--ca-file', file('ca.txt', 'hello\n')), 65, /CA file .*ca\.txt.*ERR_PEM_SYNTAX/)
+    const notCert = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'
+    assertOneLine(await run(...base, '--ca-file', file('ca2.pem', cert.pem + notCert)), 65, /CA file .*ca2\.pem.*ERR_CERT_PARSE/)
   })
   it('a huge policy table is refused by size: 65', async () => {
     const huge = join(tmp.dir, 'huge.table')
