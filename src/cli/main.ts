@@ -268,7 +268,7 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         const a = parseTlsa(rest)
         if (a === undefined) return help(TLSA_HELP, io)
         const { tlsaCommand } = await import('./tlsa.js')
-        return tlsaCommand(a, io)
+        return await tlsaCommand(a, io)
       }
       case 'probe': {
         const a = parseProbe(rest)

@@ -9,8 +9,7 @@ import { parsePolicyTable } from '../policy/table.js'
 import { StartTlsClient } from '../smtp/starttls.js'
 import { sliceCertificate } from '../x509/der.js'
 import { pemToDerAll } from '../x509/pem.js'
-import { clean, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, inputData, optionValue, type CliIo, type ProbeArgs } from './common.js'
-import { MiB, readInput } from './read.js'
+import { clean, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, inputData, optionValue, type CliIo, type ProbeArgs, MiB, readInput } from './common.js'
 
 /** Root stores are a few hundred kilobytes (Debian's ca-certificates.crt: ~220 KB). */
 const MAX_CA_FILE = 8 * MiB
