@@ -64,8 +64,8 @@ try {
     console.log(`#   _${d.port}._tcp.${d.mx}. IN TLSA ${d.tlsa.rr.slice(0, 24)}…`)
     const r = await probe(d.domain, { level: 'dane', resolver, port: d.port, ehloName: 'demo.client.test', timeoutMs: 5000 })
     const v = r.attempts.at(-1)?.verdict
-    if (v?.matched) console.log(`smtp-tls-policy: Matched ${v.matched}`)
-    console.log(`smtp-tls-policy: ${summaryLine(r.outcome)}`)
+    if (v?.matched) console.log(`smtp-tls-policy: ${v.matched}`)
+    console.log(`smtp-tls-policy: ${summaryLine(r.outcome, [], r.destination)}`)
     console.log(
       `  verdict: ${r.outcome.status}${r.outcome.enhancedStatus ? ` ${r.outcome.enhancedStatus}` : ''}${r.outcome.tlsrptResult ? ` (TLS-RPT ${r.outcome.tlsrptResult})` : ''}`,
     )

@@ -1,34 +1,57 @@
 /**
  * The `smtp-tls-policy` command line, modelled on Postfix's posttls-finger.
- * Exit status (sysexits.h): 0 ok, 64 usage error, 69 permanent failure, 75 temporary failure.
+ *
+ * This module is the argument parser and nothing else: it imports none of the library, so `--help`
+ * and usage errors cost no more than Node's own start-up, and each command loads only its own
+ * modules, when it runs (issue 17). Every option is checked before any file or network I/O.
+ *
+ * Exit status (sysexits.h): 0 ok, 64 usage error, 65 bad input data, 66 input file cannot be
+ * opened, 69 permanent failure, 70 internal error (a bug), 75 temporary failure.
  */
+import { writeSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { SmtpTlsError } from '../errors.js'
-import { readFile } from 'node:fs/promises'
-import { probe, summaryLine, type ConnectOptions, type ProbeReport } from '../node/connect.js'
-import { readCertificateFile } from '../node/files.js'
-import { createResolver } from '../node/resolver/index.js'
-import { isSecurityLevel } from '../policy/levels.js'
-import { parsePolicyTable } from '../policy/table.js'
-import { createTlsaRecord } from '../tlsa/create.js'
-import { formatTlsaRecord, tlsaOwnerName } from '../tlsa/format.js'
-import { MATCHING_NAMES, SELECTOR_NAMES, USAGE_NAMES } from '../tlsa/types.js'
+import {
+  clean,
+  CliError,
+  EX_OK,
+  EX_SOFTWARE,
+  EX_TEMPFAIL,
+  EX_UNAVAILABLE,
+  EX_USAGE,
+  firstLine,
+  isCoded,
+  type CliIo,
+  type ProbeArgs,
+  type TlsaArgs,
+} from './common.js'
 
-export const EX_OK = 0
-export const EX_USAGE = 64
-export const EX_DATAERR = 65
-export const EX_UNAVAILABLE = 69
-export const EX_TEMPFAIL = 75
+export { EX_DATAERR, EX_NOINPUT, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './common.js'
+export type { CliIo } from './common.js'
 
-/** Where the CLI writes; replaceable in tests. */
-export interface CliIo {
-  out: (line: string) => void
-  err: (line: string) => void
+/**
+ * Lines go straight to file descriptors 1 and 2: creating `process.stdout` (a stream over a pipe)
+ * costs milliseconds of start-up, more than some commands' work (issue 17). A descriptor that is
+ * non-blocking and full (EAGAIN) falls back to the stream; a closed reader (EPIPE, `| head`) ends
+ * the output quietly, as SIGPIPE would.
+ */
+function lineWriter(fd: 1 | 2, stream: () => NodeJS.WriteStream): (line: string) => void {
+  let mode: 'fd' | 'stream' | 'closed' = 'fd'
+  return (line) => {
+    let buf = Buffer.from(line + '\n', 'utf8')
+    while (mode === 'fd' && buf.length > 0) {
+      try {
+        buf = buf.subarray(writeSync(fd, buf))
+      } catch (e) {
+        mode = (e as NodeJS.ErrnoException).code === 'EPIPE' ? 'closed' : 'stream'
+      }
+    }
+    if (mode === 'stream' && buf.length > 0) stream().write(buf)
+  }
 }
 
 const defaultIo: CliIo = {
-  out: (l) => process.stdout.write(l + '\n'),
-  err: (l) => process.stderr.write(l + '\n'),
+  out: lineWriter(1, () => process.stdout),
+  err: lineWriter(2, () => process.stderr),
 }
 
 const MAIN_HELP = `Usage: smtp-tls-policy <command> [options]
@@ -37,7 +60,10 @@ Commands:
   probe <domain|[host]|host:port>   probe a destination's SMTP TLS like posttls-finger
   tlsa <cert.pem|cert.der>          print the TLSA record for a certificate
 
-Run "smtp-tls-policy <command> --help" for a command's options.`
+Run "smtp-tls-policy <command> --help" for a command's options.
+
+Exit status: 0 ok, 64 usage error, 65 bad input data, 66 input file cannot be opened,
+69 permanent failure, 70 internal error, 75 temporary failure.`
 
 const TLSA_HELP = `Usage: smtp-tls-policy tlsa <cert.pem|cert.der> [options]
 
@@ -54,7 +80,10 @@ Options:
   --port N       port for --host (default 25)
   -h, --help     show this help
 
-A PEM file may hold a chain (leaf first); a DER file holds one certificate.`
+A PEM file may hold a chain (leaf first); a DER file holds one certificate. At most 1 MiB.
+
+Exit status: 0 ok, 64 usage error, 65 not a certificate (or larger than 1 MiB),
+66 the file cannot be opened.`
 
 const PROBE_HELP = `Usage: smtp-tls-policy probe <domain | [host] | host:port | [host]:port> [options]
 
@@ -70,24 +99,54 @@ Options:
   --match M            fingerprint pins or verify/secure match names (repeatable)
   --ca-file FILE       trust anchors (PEM) for verify and secure (default: Node's root store)
   --ehlo NAME          our EHLO name (default: this host's name)
-  --timeout SECONDS    per network step (default 30)
+  --timeout SECONDS    per network step: each DNS query, the TCP connect, each reply, the TLS
+                       handshake (default 30; DNS queries: resolv.conf's timeout, else 5)
   --json               print one JSON object instead of text
   -v, --verbose        print the SMTP transcript (< server, > client)
   -h, --help           show this help
 
 Exit status: 0 the level is satisfied, 75 delivery would be deferred, 69 permanent failure
-(null MX, no such domain, REQUIRETLS), 64 usage error.`
+(null MX, no such domain, REQUIRETLS), 64 usage error, 65 a bad policy table or CA file,
+66 a file cannot be opened.`
 
-class UsageError extends Error {}
+/** The levels `--level` takes: CONFIGURABLE_LEVELS of src/policy/levels.ts (a test keeps them equal). */
+export const CLI_LEVELS: readonly string[] = ['none', 'may', 'encrypt', 'fingerprint', 'dane', 'dane-only', 'verify', 'secure']
+
+/** Postfix `smtp_tls_{verify,secure}_cert_match` strategies; anything else is a literal name. */
+const MATCH_STRATEGIES = ['hostname', 'nexthop', 'dot-nexthop']
+
+function usage(message: string): never {
+  throw new CliError(EX_USAGE, message)
+}
 
 function intOption(value: string | undefined, name: string, fallback: number, max = 255): number {
   if (value === undefined) return fallback
-  if (!/^[0-9]{1,5}$/.test(value) || Number(value) > max)
-    throw new UsageError(`--${name} must be a number from 0 to ${max}, got "${value}"`)
+  if (!/^[0-9]{1,5}$/.test(value) || Number(value) > max) usage(`--${name} must be a number from 0 to ${max}, got ${JSON.stringify(value)}`)
   return Number(value)
 }
 
-async function tlsaCommand(args: string[], io: CliIo): Promise<number> {
+function portOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const port = intOption(value, 'port', 25, 65535)
+  if (port === 0) usage('--port must be from 1 to 65535')
+  return port
+}
+
+const LABEL = /^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$/
+
+/**
+ * A DNS name in presentation form, as a zone file takes it: labels of letters, digits, hyphens
+ * (RFC 1123 §2.1, no hyphen at either end) and underscores (attribute leaves such as `_25._tcp`,
+ * RFC 8552), 1-63 octets each (RFC 1035 §2.3.4), at most 253 characters without the root dot
+ * (255 octets on the wire). Nothing a zone file would read as a second field or record.
+ */
+export function isDnsName(name: string): boolean {
+  const n = name.endsWith('.') ? name.slice(0, -1) : name
+  if (n.length === 0 || n.length > 253) return false
+  return n.split('.').every((l) => LABEL.test(l))
+}
+
+function parseTlsa(args: string[]): TlsaArgs | undefined {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -101,42 +160,30 @@ async function tlsaCommand(args: string[], io: CliIo): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  if (values.help) {
-    io.out(TLSA_HELP)
-    return EX_OK
+  if (values.help) return undefined
+  if (positionals.length !== 1) usage('tlsa takes exactly one certificate file')
+  const a: TlsaArgs = {
+    file: positionals[0]!,
+    usage: intOption(values.usage, 'usage', 3),
+    selector: intOption(values.selector, 'selector', 1),
+    mtype: intOption(values.mtype, 'mtype', 1),
+    all: values.all,
+    port: portOption(values.port) ?? 25,
   }
-  if (positionals.length !== 1) throw new UsageError('tlsa takes exactly one certificate file')
-  const usage = intOption(values.usage, 'usage', 3)
-  const selector = intOption(values.selector, 'selector', 1)
-  const mtype = intOption(values.mtype, 'mtype', 1)
-  const port = intOption(values.port, 'port', 25, 65535)
-  if (values.port !== undefined && port === 0) throw new UsageError('--port must be from 1 to 65535')
-  if (selector > 1) throw new UsageError('--selector must be 0 or 1')
-  if (mtype > 2) throw new UsageError('--mtype must be 0, 1 or 2')
+  if (a.selector > 1) usage('--selector must be 0 or 1')
+  if (a.mtype > 2) usage('--mtype must be 0, 1 or 2')
   if (values.all && (values.usage ?? values.selector ?? values.mtype) !== undefined) {
-    throw new UsageError('--all cannot be combined with --usage, --selector or --mtype')
+    usage('--all cannot be combined with --usage, --selector or --mtype')
   }
-  const owner = values.host === undefined ? '' : `${tlsaOwnerName(values.host, port)} IN TLSA `
-  const chain = await readCertificateFile(positionals[0]!)
-  const line = (cert: Uint8Array, u: number, s: number, m: number, comment: boolean): string => {
-    const text = owner + formatTlsaRecord(createTlsaRecord(cert, { usage: u, selector: s, matchingType: m }))
-    return comment ? `${text} ; ${USAGE_NAMES[u]} ${SELECTOR_NAMES[s]} ${MATCHING_NAMES[m]}` : text
+  if (values.host !== undefined) {
+    // The name is printed as the owner of a resource record: a newline would start another record.
+    if (!isDnsName(values.host)) usage(`--host must be a DNS name (A-labels for IDNs), got ${JSON.stringify(values.host)}`)
+    a.host = values.host
   }
-  if (!values.all) {
-    io.out(line(chain[0]!, usage, selector, mtype, false))
-    return EX_OK
-  }
-  const combos: ReadonlyArray<readonly [number, number]> = [
-    [0, 1],
-    [1, 1],
-    [1, 2],
-  ]
-  for (const [s, m] of combos) io.out(line(chain[0]!, 3, s, m, true))
-  for (const [s, m] of combos) io.out(line(chain[chain.length - 1]!, 2, s, m, true))
-  return EX_OK
+  return a
 }
 
-async function probeCommand(args: string[], io: CliIo): Promise<number> {
+function parseProbe(args: string[]): ProbeArgs | undefined {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -154,85 +201,81 @@ async function probeCommand(args: string[], io: CliIo): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  if (values.help) {
-    io.out(PROBE_HELP)
-    return EX_OK
-  }
-  if (positionals.length !== 1) throw new UsageError('probe takes exactly one destination')
+  if (values.help) return undefined
+  if (positionals.length !== 1) usage('probe takes exactly one destination')
   const level = values.level ?? 'dane'
-  if (!isSecurityLevel(level))
-    throw new UsageError(`--level must be one of none, may, encrypt, dane, dane-only, fingerprint, verify, secure`)
-  const opts: ConnectOptions = { level }
-  if (values.port !== undefined) {
-    const port = intOption(values.port, 'port', 25, 65535)
-    if (port === 0) throw new UsageError('--port must be from 1 to 65535')
-    opts.port = port
-  }
-  if (values.timeout !== undefined) opts.timeoutMs = intOption(values.timeout, 'timeout', 30, 3600) * 1000 || 1000
-  if (values.resolver) {
-    try {
-      opts.resolver = createResolver({ servers: values.resolver })
-    } catch (e) {
-      throw new UsageError(`--resolver: ${(e as Error).message}`)
-    }
-  }
-  if (values.ehlo !== undefined) opts.ehloName = values.ehlo
-  if (values['ca-file'] !== undefined) opts.ca = await readText(values['ca-file'], 'CA file')
-  if (values['policy-table'] !== undefined) opts.policyTable = parsePolicyTable(await readText(values['policy-table'], 'policy table'))
+  if (!CLI_LEVELS.includes(level)) usage(`--level must be one of ${CLI_LEVELS.join(', ')}`)
+  const a: ProbeArgs = { destination: positionals[0]!, level: level as ProbeArgs['level'], json: values.json, verbose: values.verbose }
+  const port = portOption(values.port)
+  if (port !== undefined) a.port = port
+  if (values.timeout !== undefined) a.timeoutMs = intOption(values.timeout, 'timeout', 30, 3600) * 1000 || 1000
+  if (values.resolver) a.resolvers = values.resolver
+  if (values.ehlo !== undefined) a.ehlo = values.ehlo
+  if (values['ca-file'] !== undefined) a.caFile = values['ca-file']
+  if (values['policy-table'] !== undefined) a.policyTable = values['policy-table']
   if (values.match) {
-    if (level === 'fingerprint') opts.policy = { fingerprintMatch: values.match }
-    else if (level === 'verify') opts.policy = { verifyMatch: values.match }
-    else if (level === 'secure') opts.policy = { secureMatch: values.match }
-    else throw new UsageError('--match applies to the fingerprint, verify and secure levels')
+    if (level === 'verify' || level === 'secure') {
+      for (const m of values.match) {
+        const name = m.startsWith('.') ? m.slice(1) : m
+        if (!MATCH_STRATEGIES.includes(m) && !isDnsName(name)) {
+          usage(`--match must be hostname, nexthop, dot-nexthop or a DNS name (".domain" for its subdomains), got ${JSON.stringify(m)}`)
+        }
+      }
+    } else if (level !== 'fingerprint') usage('--match applies to the fingerprint, verify and secure levels')
+    a.match = values.match
   }
-  const report = await probe(positionals[0]!, opts)
-  if (values.json) io.out(JSON.stringify(report, jsonReplacer, 2))
-  else printReport(report, values.verbose, io)
-  if (report.outcome.status !== 'deferred') return EX_OK
-  return report.outcome.permanent ? EX_UNAVAILABLE : EX_TEMPFAIL
+  return a
 }
 
-async function readText(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8')
-  } catch (e) {
-    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `cannot read ${what} ${path}: ${(e as Error).message}`, { cause: e })
+/**
+ * Report an error in one line on `err` and return its exit status: a {@link CliError} carries its
+ * own; the argument parser's errors are 64; a coded library error is 64 for a bad argument, else 75
+ * when temporary and 69 when permanent; anything else is a bug, 70 (set SMTP_TLS_POLICY_DEBUG=1
+ * for its stack trace).
+ */
+export function exitStatusOf(e: unknown, err: (line: string) => void): number {
+  const code = (e as { code?: unknown } | null)?.code
+  let status: number
+  if (e instanceof CliError) {
+    err(clean(`smtp-tls-policy: ${e.message}`))
+    status = e.status
+  } else if (e instanceof Error && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+    err(clean(`smtp-tls-policy: ${e.message}`))
+    status = EX_USAGE
+  } else if (isCoded(e)) {
+    err(clean(`smtp-tls-policy: ${e.message} [${e.code}]`))
+    status = e.code === 'ERR_INVALID_ARGUMENT' ? EX_USAGE : e.temporary ? EX_TEMPFAIL : EX_UNAVAILABLE
+  } else {
+    internalError(e, err)
+    return EX_SOFTWARE
   }
+  if (status === EX_USAGE) err('Run "smtp-tls-policy --help" for usage.')
+  return status
 }
 
-/** TLSA data and certificates are bytes: JSON shows them as hex. */
-function jsonReplacer(_key: string, value: unknown): unknown {
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('hex')
-  return value
+/** One line for a bug (the stack trace only with SMTP_TLS_POLICY_DEBUG set). */
+export function internalError(e: unknown, err: (line: string) => void = defaultIo.err): void {
+  err(clean(`smtp-tls-policy: internal error: ${firstLine(e)}`))
+  if (process.env['SMTP_TLS_POLICY_DEBUG'] && e instanceof Error && e.stack) err(e.stack)
 }
 
-function printReport(r: ProbeReport, verbose: boolean, io: CliIo): void {
-  for (const a of r.attempts) {
-    const where = `${a.host}[${a.address ?? '?'}]:${a.port}`
-    if (a.address === undefined) {
-      io.out(`smtp-tls-policy: ${where}: ${a.error?.message ?? 'not tried'}`)
-      continue
-    }
-    io.out(`smtp-tls-policy: Connected to ${where}`)
-    if (verbose) for (const line of a.transcript) io.out(`smtp-tls-policy: ${line}`)
-    const v = a.verdict
-    if (v?.matched) io.out(`smtp-tls-policy: ${where}: Matched ${v.matched}`)
-    if (v && v.status !== 'deferred') continue
-    const why = v?.reason ?? a.error?.message
-    if (why) io.out(`smtp-tls-policy: ${where}: ${v?.enhancedStatus ?? a.error?.enhancedStatus ?? ''} ${why}`.replace(':  ', ': '))
-  }
-  io.out(`smtp-tls-policy: ${summaryLine(r.outcome, r.outcome.status === 'deferred' ? r.trace : [])}`)
-}
-
-/** Run the CLI with `argv` (without `node` and the script) and return the exit status. */
+/** Run the CLI with `argv` (without `node` and the script) and return the exit status. Never rejects. */
 export async function main(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
   const [command, ...rest] = argv
   try {
     switch (command) {
-      case 'tlsa':
-        return await tlsaCommand(rest, io)
-      case 'probe':
-        return await probeCommand(rest, io)
+      case 'tlsa': {
+        const a = parseTlsa(rest)
+        if (a === undefined) return help(TLSA_HELP, io)
+        const { tlsaCommand } = await import('./tlsa.js')
+        return await tlsaCommand(a, io)
+      }
+      case 'probe': {
+        const a = parseProbe(rest)
+        if (a === undefined) return help(PROBE_HELP, io)
+        const { probeCommand } = await import('./probe.js')
+        return await probeCommand(a, io)
+      }
       case undefined:
       case '-h':
       case '--help':
@@ -240,18 +283,14 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         io.out(MAIN_HELP)
         return command === undefined ? EX_USAGE : EX_OK
       default:
-        throw new UsageError(`unknown command "${command}"`)
+        usage(`unknown command ${JSON.stringify(command)}`)
     }
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      io.err(`smtp-tls-policy: ${(e as Error).message}`)
-      io.err('Run "smtp-tls-policy --help" for usage.')
-      return EX_USAGE
-    }
-    if (e instanceof SmtpTlsError) {
-      io.err(`smtp-tls-policy: ${e.message} [${e.code}]`)
-      return e.code === 'ERR_INVALID_ARGUMENT' ? EX_USAGE : e.temporary ? EX_TEMPFAIL : EX_UNAVAILABLE
-    }
-    throw e
+    return exitStatusOf(e, io.err)
   }
+}
+
+function help(text: string, io: CliIo): number {
+  io.out(text)
+  return EX_OK
 }

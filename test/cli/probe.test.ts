@@ -24,11 +24,14 @@ before(async () => {
         ['good.cli.test', 'MX', { preference: 10, exchange: 'mx.cli.test' }],
         ['bad.cli.test', 'MX', { preference: 10, exchange: 'mxbad.cli.test' }],
         ['null.cli.test', 'MX', { preference: 0, exchange: '.' }],
+        ['plain.cli.test', 'MX', { preference: 10, exchange: 'mxplain.cli.test' }],
+        ['mxplain.cli.test', 'A', '127.0.0.1'],
         ['mx.cli.test', 'A', '127.0.0.1'],
         ['mxbad.cli.test', 'A', '127.0.0.1'],
         [`_${smtp.port}._tcp.mx.cli.test`, 'TLSA', rr(cert)],
         [`_${smtp.port}._tcp.mxbad.cli.test`, 'TLSA', rr(other)],
       ],
+      insecure: ['plain.cli.test', 'mxplain.cli.test', `_${smtp.port}._tcp.mxplain.cli.test`],
     }),
   )
 })
@@ -51,7 +54,8 @@ describe('smtp-tls-policy probe', () => {
     assert.equal(r.status, 0, r.out + r.err)
     assert.match(r.out, /smtp-tls-policy: < 220 /)
     assert.match(r.out, /smtp-tls-policy: > STARTTLS/)
-    assert.match(r.out, /Matched TLSA 3 1 1 matched at depth 0/)
+    assert.match(r.out, /\]:\d+: TLSA 3 1 1 matched at depth 0\n/)
+    assert.doesNotMatch(r.out, /Matched TLSA/, 'no doubled word')
     assert.match(r.out, /Verified TLS connection established to mx\.cli\.test\[127\.0\.0\.1\]:\d+: TLSv1\.[23] with cipher /)
   })
   it('a mismatch: exit 75 (EX_TEMPFAIL) with 4.7.5; --json carries the outcome', async () => {
@@ -71,6 +75,18 @@ describe('smtp-tls-policy probe', () => {
     const r = await run('probe', 'null.cli.test', ...common())
     assert.equal(r.status, 69)
     assert.match(r.out, /5\.1\.10/)
+  })
+  it('dane with an insecure MX RRset: says why the level fell back, as --json does (issue 17)', async () => {
+    const r = await run('probe', 'plain.cli.test', ...common())
+    assert.equal(r.status, 0, r.out + r.err)
+    assert.match(r.out, /: level dane applied as may \(.*insecure.*→ may\)\n/)
+    assert.match(r.out, /Untrusted TLS connection established/)
+  })
+  it('no connection at all: the summary names the destination, not ?[?]', async () => {
+    const r = await run('probe', 'nx.cli.test', ...common())
+    assert.equal(r.status, 69, r.out + r.err)
+    assert.match(r.out, /Delivery deferred for nx\.cli\.test: /)
+    assert.doesNotMatch(r.out, /\?\[\?\]/)
   })
   it('may on the mismatch is untrusted TLS: exit 0', async () => {
     const r = await run('probe', 'bad.cli.test', ...common(), '--level', 'may')

@@ -1,6 +1,7 @@
-// The `tlsa` command, through the real bin script (built dist/) and through main() in-process.
+// The `tlsa` command, through the bin script's source twin and through main() in-process.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { cliFromSource } from '../helpers/cli.js'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
@@ -60,7 +61,6 @@ describe('smtp-tls-policy tlsa', () => {
     ['usage not a number', ['tlsa', chainFile, '--usage', 'x'], /--usage must be a number/],
     ['unknown option', ['tlsa', chainFile, '--nope'], /Unknown option/],
     ['--all with --usage', ['tlsa', chainFile, '--all', '--usage', '2'], /cannot be combined/],
-    ['missing file', ['tlsa', join(tmp.dir, 'absent.pem')], /no such file/],
     ['unknown command', ['frobnicate'], /unknown command/],
   ]
   for (const [why, argv, re] of usage) {
@@ -71,11 +71,16 @@ describe('smtp-tls-policy tlsa', () => {
       assert.equal(r.out, '')
     })
   }
+  it('a missing file is 66 (EX_NOINPUT), not a usage error', async () => {
+    const r = await run('tlsa', join(tmp.dir, 'absent.pem'))
+    assert.equal(r.status, 66, r.err)
+    assert.match(r.err, /no such file/)
+  })
   it('a file that is not a certificate is a plain-language error, not a crash', async () => {
     const f = join(tmp.dir, 'junk.pem')
     writeFileSync(f, 'not a certificate\n')
     const r = await run('tlsa', f)
-    assert.notEqual(r.status, 0)
+    assert.equal(r.status, 65, r.err)
     assert.match(r.err, /no "-----BEGIN CERTIFICATE-----" block found \[ERR_PEM_SYNTAX\]/)
   })
   it('--help', async () => {
@@ -83,12 +88,11 @@ describe('smtp-tls-policy tlsa', () => {
     assert.equal(r.status, 0)
     assert.match(r.out, /Usage: smtp-tls-policy tlsa/)
   })
-  it('the installed bin runs (after the build)', () => {
-    const bin = new URL('../../bin/smtp-tls-policy.js', import.meta.url).pathname
-    const r = spawnSync(process.execPath, [bin, 'tlsa', chainFile], { encoding: 'utf8' })
+  it('the bin script runs (its source twin: never a stale dist/)', () => {
+    const r = spawnSync(...cliFromSource('tlsa', chainFile), { encoding: 'utf8' })
     assert.equal(r.status, 0, r.stderr)
     assert.equal(r.stdout, `3 1 1 ${leafD['1 1']}\n`)
-    const u = spawnSync(process.execPath, [bin], { encoding: 'utf8' })
+    const u = spawnSync(...cliFromSource(), { encoding: 'utf8' })
     assert.equal(u.status, 64)
   })
 })
