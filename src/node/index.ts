@@ -38,3 +38,7 @@ export type {
   TlsaLookupStatus,
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'
+export { gzipTlsRptReport, createTlsRptMail } from './tlsrpt.js'
+export type { TlsRptMailInput, TlsRptMail } from './tlsrpt.js'
+export { createMemoryStore } from '../store/index.js'
+export type { MemoryStore, MemoryStoreOptions, PolicyStore, Awaitable } from '../store/index.js'
