@@ -35,11 +35,13 @@ function checkUri(uri: string, position: number): void {
   }
   if (scheme === 'https') {
     let host = ''
-    try {
-      host = new URL(uri).hostname
-    } catch {
-      /* reported below */
-    }
+    // WHATWG URL repairs "https:///x" into https://x/: insist on an authority first.
+    if (/^https:\/\/[^/?#]/i.test(uri))
+      try {
+        host = new URL(uri).hostname
+      } catch {
+        /* reported below */
+      }
     if (host === '') tagSyntax('ERR_TLSRPT_SYNTAX', WHAT, `invalid https URI ${JSON.stringify(uri)}`, position)
     return
   }
