@@ -53,6 +53,9 @@ export type MtaStsCacheDecision =
   | { action: 'fetch'; reason: 'not-cached' | 'expired' | 'id-changed'; discard: boolean; trace: TraceStep[] }
   | { action: 'none'; reason: 'no-record' | 'txt-lookup-failed' | 'fetch-failed'; discard: boolean; trace: TraceStep[] }
 
+const FRESH: TraceStep = Object.freeze({ rule: 'cached policy, TXT id unchanged', ref: 'RFC 8461 §3.3' })
+const FRESH_REFRESH: TraceStep = Object.freeze({ rule: 'cached policy, TXT id unchanged, refresh ahead of expiry', ref: 'RFC 8461 §10.2' })
+
 function bad(message: string): never {
   throw new SmtpTlsError('ERR_INVALID_ARGUMENT', message)
 }
@@ -131,6 +134,6 @@ export function decideMtaStsCache(input: MtaStsCacheInput): MtaStsCacheDecision 
   // Proactive refresh inside [expiry - 2·ahead, expiry - ahead], placed by the caller's jitter (RFC 8461 §10.2:
   // senders SHOULD refresh before expiry so that the policy's protection does not lapse).
   const refresh = now >= expiresAt - ahead * 1000 * (1 + jitter)
-  trace.push({ rule: `cached policy, id ${txt.id} unchanged${refresh ? ', refresh ahead of expiry' : ''}`, ref: 'RFC 8461 §3.3' })
+  trace.push(refresh ? FRESH_REFRESH : FRESH) // shared constant steps: the warm path allocates little
   return { action: 'use', policy, reason: 'fresh', refresh, expiresAt, discard: false, trace }
 }

@@ -18,23 +18,59 @@ export function mtaStsMatchingPattern(policy: Pick<MtaStsPolicy, 'mx'>, mxHost: 
   const patterns = (policy as { mx?: unknown } | null | undefined)?.mx
   if (!Array.isArray(patterns)) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'policy.mx must be a list of patterns')
   if (typeof mxHost !== 'string') return undefined
-  const host = normalizeDnsName(mxHost)
-  if (host === undefined || host.includes('*')) return undefined
-  for (const raw of patterns as unknown[]) {
+  // Fastest path: a host identical to a parsed (valid, lower-case, non-wildcard) pattern.
+  for (let i = 0; i < patterns.length; i++) if (patterns[i] === mxHost && mxHost.charCodeAt(0) !== 0x2a) return mxHost
+  // Fast path: a host that is already a lower-case LDH name needs no normalising.
+  let host: string | undefined = mxHost
+  if (!isPlainHost(mxHost)) {
+    host = normalizeDnsName(mxHost)
+    if (host === undefined || host.includes('*')) return undefined
+  }
+  for (let i = 0; i < patterns.length; i++) {
+    const raw: unknown = patterns[i]
     if (typeof raw !== 'string') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'policy.mx must be a list of patterns')
-    // parseMtaStsPolicy stores lower-case patterns; a hand-built policy may not.
-    let p = raw.toLowerCase()
-    if (p.endsWith('.')) p = p.slice(0, -1)
-    if (p.startsWith('*.')) {
-      // RFC 8461 §4.1: the wildcard stands for exactly one label.
-      const suffix = p.slice(1) // ".example.com"
-      const head = host.length - suffix.length
-      if (head > 0 && host.endsWith(suffix) && host.lastIndexOf('.', head - 1) < 0) return raw
-    } else if (p === host) {
+    // parseMtaStsPolicy stores lower-case patterns without a trailing dot; a hand-built policy may differ,
+    // so the comparison folds the pattern's case and ignores its trailing dot (without allocating).
+    let len = raw.length
+    if (len > 0 && raw.charCodeAt(len - 1) === 0x2e) len--
+    if (raw.charCodeAt(0) === 0x2a && raw.charCodeAt(1) === 0x2e) {
+      // RFC 8461 §4.1: "*.example.com" stands for exactly one label before ".example.com".
+      const head = host.length - (len - 1)
+      if (head > 0 && host.indexOf('.') === head && sameFolded(host, head, raw, 1, len - 1)) return raw
+    } else if (len === host.length && sameFolded(host, 0, raw, 0, len)) {
       return raw
     }
   }
   return undefined
+}
+
+/** `host[h, h+n) === lowercase(pattern[p, p+n))` for ASCII, without allocating. */
+function sameFolded(host: string, h: number, pattern: string, p: number, n: number): boolean {
+  for (let k = 0; k < n; k++) {
+    let c = pattern.charCodeAt(p + k)
+    if (c >= 0x41 && c <= 0x5a) c += 0x20
+    if (host.charCodeAt(h + k) !== c) return false
+  }
+  return true
+}
+
+/** Lower-case letters, digits, '-', '_' and inner dots only, 1-253 characters: what normalizeDnsName would return unchanged. */
+function isPlainHost(h: string): boolean {
+  const n = h.length
+  if (n === 0 || n > 253) return false
+  let prevDot = true
+  for (let i = 0; i < n; i++) {
+    const c = h.charCodeAt(i)
+    if (c === 0x2e) {
+      if (prevDot) return false
+      prevDot = true
+    } else if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f) {
+      prevDot = false
+    } else {
+      return false
+    }
+  }
+  return !prevDot
 }
 
 /**

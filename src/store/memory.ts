@@ -7,7 +7,10 @@ import type { PolicyStore } from './types.js'
 
 /** Options of {@link createMemoryStore}. @public */
 export interface MemoryStoreOptions {
-  /** At most this many entries; the least recently used one is evicted first. Default 100,000. */
+  /**
+   * At most this many entries; the least recently used one is evicted first (approximately: an entry
+   * touched is safe for at least 3/4·maxEntries further operations). Default 100,000.
+   */
   maxEntries?: number
   /** The clock, ms since the epoch. Default `Date.now` (the only clock read, and only when none is given). */
   now?: () => number
@@ -29,6 +32,8 @@ interface Entry {
   value: string | number
   /** ms since the epoch; `Infinity` for no expiry. */
   expiresAt: number
+  /** The operation count when the entry was last moved to the most recent end. */
+  movedAt: number
 }
 
 function bad(message: string): never {
@@ -62,20 +67,32 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): MemoryStore {
   const clock = opts.now ?? Date.now
   if (typeof clock !== 'function') bad('now must be a function returning ms since the epoch')
   const map = new Map<string, Entry>()
+  // LRU with lazy moves: an entry is moved to the recent end only when it was last moved more than a
+  // quarter of `maxEntries` operations ago. Each operation moves or inserts at most one entry, so a
+  // touched entry is never evicted within 3/4·maxEntries operations, and hot keys cost a lookup only.
+  const moveAfter = Math.max(1, Math.floor(maxEntries / 4))
+  let tick = 0
 
-  // Look up a live entry and mark it most recently used; drop it when expired.
+  // Look up a live entry and mark it used; drop it when expired.
   function live(key: string, now: number): Entry | undefined {
     const e = map.get(key)
     if (e === undefined) return undefined
-    map.delete(key)
-    if (e.expiresAt <= now) return undefined
-    map.set(key, e)
+    if (e.expiresAt <= now) {
+      map.delete(key)
+      return undefined
+    }
+    if (++tick - e.movedAt > moveAfter) {
+      map.delete(key)
+      map.set(key, e)
+      e.movedAt = tick
+    }
     return e
   }
 
   function insert(key: string, e: Entry): void {
     map.delete(key)
     map.set(key, e)
+    e.movedAt = ++tick
     if (map.size > maxEntries) {
       // Map iterates in insertion order: the first key is the least recently used.
       const oldest = map.keys().next().value as string
@@ -92,7 +109,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): MemoryStore {
     set(key, value, ttlSeconds) {
       checkKey(key)
       if (typeof value !== 'string') bad('a store value must be a string')
-      insert(key, { value, expiresAt: expiry(clock(), ttlSeconds) })
+      insert(key, { value, expiresAt: expiry(clock(), ttlSeconds), movedAt: 0 })
     },
     increment(key, by = 1, ttlSeconds) {
       checkKey(key)
@@ -100,7 +117,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): MemoryStore {
       const now = clock()
       const e = live(key, now)
       if (e === undefined) {
-        insert(key, { value: by, expiresAt: expiry(now, ttlSeconds) })
+        insert(key, { value: by, expiresAt: expiry(now, ttlSeconds), movedAt: 0 })
         return by
       }
       let v = e.value

@@ -84,6 +84,7 @@ export function utcDay(now: number): string {
 }
 
 const hashes = new WeakMap<TlsRptPolicyRef, string>()
+const bases = new WeakMap<TlsRptPolicyRef, { day: string; prefix: string; domain: string; type: string; base: string; ok: string }>()
 
 /** FNV-1a over the policy's strings and MX hosts, two 32-bit lanes: a short stable id within one domain and day. */
 function policyHash(p: TlsRptPolicyRef): string {
@@ -108,16 +109,21 @@ function policyHash(p: TlsRptPolicyRef): string {
   return h
 }
 
+/** Validate a policy reference the first time it is seen, and compute its hash. */
+function checkAndHash(p: TlsRptPolicyRef): string {
+  if (!isStringList(p.strings) || !isStringList(p.mxHosts)) bad('policy.strings and policy.mxHosts must be lists of strings')
+  return policyHash(p)
+}
+
 function checkPolicy(p: unknown): asserts p is TlsRptPolicyRef {
   if (typeof p !== 'object' || p === null) bad('session.policy is required')
-  const { type, domain, strings, mxHosts } = p as TlsRptPolicyRef
+  const { type, domain } = p as TlsRptPolicyRef
   if (type !== 'tlsa' && type !== 'sts' && type !== 'no-policy-found') bad('policy.type must be tlsa, sts or no-policy-found')
   if (typeof domain !== 'string' || domain.length === 0 || domain.indexOf('|') >= 0) bad('policy.domain must be a domain name')
-  for (const list of [strings, mxHosts]) {
-    if (list !== undefined && (!Array.isArray(list) || list.some((s) => typeof s !== 'string'))) {
-      bad('policy.strings and policy.mxHosts must be lists of strings')
-    }
-  }
+}
+
+function isStringList(v: unknown): boolean {
+  return v === undefined || (Array.isArray(v) && v.every((s) => typeof s === 'string'))
 }
 
 function isThenable<T>(v: Awaitable<T>): v is PromiseLike<T> {
@@ -144,26 +150,40 @@ export function recordTlsRptSession(
   if (!Number.isFinite(t)) bad('now must be a Date or ms since the epoch')
   const policy = session.policy
   checkPolicy(policy)
+  const hash = hashes.get(policy) ?? checkAndHash(policy)
   const prefix = opts.keyPrefix ?? DEFAULT_PREFIX
   const ttl = opts.ttlSeconds ?? DEFAULT_TTL
-  const base = `${prefix}${utcDay(t)}|${esc(policy.domain.toLowerCase())}|${policy.type}|${policyHash(policy)}|`
+  const day = utcDay(t)
+  // The day's key base and success key, memoised per policy object: the same string objects each time
+  // (their hash is computed once), nothing allocated on the common path.
+  let memo = bases.get(policy)
+  if (memo === undefined || memo.day !== day || memo.prefix !== prefix || memo.domain !== policy.domain || memo.type !== policy.type) {
+    const base = `${prefix}${day}|${esc(policy.domain.toLowerCase())}|${policy.type}|${hash}|`
+    memo = { day, prefix, domain: policy.domain, type: policy.type, base, ok: base + 's' }
+    bases.set(policy, memo)
+  }
+  const base = memo.base
   let key: string
   const f = session.failure
   if (f === undefined) {
-    key = base + 's'
+    key = memo.ok
   } else {
     if (typeof f !== 'object' || f === null || !isTlsRptResultType(f.resultType))
       bad('failure.resultType must be an RFC 8460 §4.3 result type')
     key = `${base}f|${f.resultType}|${esc(f.sendingMtaIp)}|${esc(f.receivingMxHostname)}|${esc(f.receivingMxHelo)}|${esc(f.receivingIp)}|${esc(f.failureReasonCode)}`
   }
-  const describe = (n: number): Awaitable<boolean> => {
-    if (n !== 1) return true
-    const desc = JSON.stringify({ s: policy.strings ?? null, m: policy.mxHosts ?? null })
-    const r = store.set(base + 'p', desc, ttl)
-    return isThenable(r) ? Promise.resolve(r).then(() => true) : true
-  }
   const n = store.increment(key, 1, ttl)
-  return isThenable(n) ? Promise.resolve(n).then(describe) : describe(n)
+  return isThenable(n)
+    ? Promise.resolve(n).then((v) => describePolicy(store, base, policy, ttl, v))
+    : describePolicy(store, base, policy, ttl, n)
+}
+
+/** Write the policy description next to its counters when a counter was just created (`n === 1`). */
+function describePolicy(store: PolicyStore, base: string, policy: TlsRptPolicyRef, ttl: number, n: number): Awaitable<boolean> {
+  if (n !== 1) return true
+  const desc = JSON.stringify({ s: policy.strings ?? null, m: policy.mxHosts ?? null })
+  const r = store.set(base + 'p', desc, ttl)
+  return isThenable(r) ? Promise.resolve(r).then(() => true) : true
 }
 
 /** One policy domain's results for a day, ready for `buildTlsRptReport`. @public */
