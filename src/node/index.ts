@@ -40,5 +40,6 @@ export type {
 export type { TlsaRecord } from '../tlsa/types.js'
 export { gzipTlsRptReport, createTlsRptMail } from './tlsrpt.js'
 export type { TlsRptMailInput, TlsRptMail } from './tlsrpt.js'
+export type { TlsRptReport } from '../tlsrpt/report.js'
 export { createMemoryStore } from '../store/index.js'
 export type { MemoryStore, MemoryStoreOptions, PolicyStore, Awaitable } from '../store/index.js'

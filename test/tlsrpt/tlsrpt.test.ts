@@ -78,7 +78,9 @@ describe('parseTlsRptRecord (RFC 8460 §3)', () => {
     ['v=TLSRPTv1; rua=https:///nohost', 'https without a host'],
   ]
   for (const [txt, why] of bad) {
-    it(`rejects ${JSON.stringify(txt)} (${why})`, () => throwsCoded(() => parseTlsRptRecord(txt), 'ERR_TLSRPT_SYNTAX'))
+    it(`rejects ${JSON.stringify(txt)} (${why})`, () => {
+      throwsCoded(() => parseTlsRptRecord(txt), 'ERR_TLSRPT_SYNTAX')
+    })
   }
   it('takes the TXT RRset: one record, none, or too many', () => {
     assert.deepEqual(parseTlsRptRecord(['v=spf1 -all', 'v=TLSRPTv1; rua=mailto:a@b.example'])?.rua, ['mailto:a@b.example'])
