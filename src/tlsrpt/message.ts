@@ -75,6 +75,8 @@ export function buildTlsRptMessage(input: TlsRptMessageInput): string {
   if (/[<>\s]/.test(messageId)) bad('messageId must not contain angle brackets or spaces')
   // The boundary cannot occur in base64 (no "_" in its alphabet) nor in the text part below.
   const boundary = `----=_tlsrpt_${messageId.replace(/[^A-Za-z0-9]/g, '').slice(0, 40)}`
+  if ([from, ...to, submitter, domain, reportId, fileName].some((v) => v.includes('----=_tlsrpt_')))
+    bad('a header value contains the MIME boundary')
   const lines = [
     `From: ${from}`,
     `To: ${to.join(', ')}`,
