@@ -84,7 +84,11 @@ export function utcDay(now: number): string {
 }
 
 const hashes = new WeakMap<TlsRptPolicyRef, string>()
-const bases = new WeakMap<TlsRptPolicyRef, { day: string; prefix: string; domain: string; type: string; base: string; ok: string }>()
+const bases = new WeakMap<
+  TlsRptPolicyRef,
+  { day: string; prefix: string; domain: string; type: string; base: string; ok: string; failures: Map<string, string> }
+>()
+const MAX_MEMO_FAILURES = 64
 
 /** FNV-1a over the policy's strings and MX hosts, two 32-bit lanes: a short stable id within one domain and day. */
 function policyHash(p: TlsRptPolicyRef): string {
@@ -159,7 +163,7 @@ export function recordTlsRptSession(
   let memo = bases.get(policy)
   if (memo === undefined || memo.day !== day || memo.prefix !== prefix || memo.domain !== policy.domain || memo.type !== policy.type) {
     const base = `${prefix}${day}|${esc(policy.domain.toLowerCase())}|${policy.type}|${hash}|`
-    memo = { day, prefix, domain: policy.domain, type: policy.type, base, ok: base + 's' }
+    memo = { day, prefix, domain: policy.domain, type: policy.type, base, ok: base + 's', failures: new Map() }
     bases.set(policy, memo)
   }
   const base = memo.base
@@ -170,7 +174,16 @@ export function recordTlsRptSession(
   } else {
     if (typeof f !== 'object' || f === null || !isTlsRptResultType(f.resultType))
       bad('failure.resultType must be an RFC 8460 §4.3 result type')
-    key = `${base}f|${f.resultType}|${esc(f.sendingMtaIp)}|${esc(f.receivingMxHostname)}|${esc(f.receivingMxHelo)}|${esc(f.receivingIp)}|${esc(f.failureReasonCode)}`
+    const detail = `${f.resultType}|${esc(f.sendingMtaIp)}|${esc(f.receivingMxHostname)}|${esc(f.receivingMxHelo)}|${esc(f.receivingIp)}|${esc(f.failureReasonCode)}`
+    // Reuse the full key string of a detail seen before (its hash is then cached): a lookup in this
+    // policy's small map is cheaper than hashing a fresh long key in a large store.
+    let full = memo.failures.get(detail)
+    if (full === undefined) {
+      if (memo.failures.size >= MAX_MEMO_FAILURES) memo.failures.clear()
+      full = `${base}f|${detail}`
+      memo.failures.set(detail, full)
+    }
+    key = full
   }
   const n = store.increment(key, 1, ttl)
   return isThenable(n)
