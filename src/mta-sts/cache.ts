@@ -1,5 +1,5 @@
 /**
- * The MTA-STS cache decision (RFC 8461 §3.3, §5.1, §10.2), pure: the caller passes the clock (`now`),
+ * The MTA-STS cache decision (RFC 8461 §3.3, §10.2), pure: the caller passes the clock (`now`),
  * the TXT lookup outcome and any random jitter; the decision says what to do next.
  */
 import { SmtpTlsError } from '../errors.js'
@@ -67,10 +67,10 @@ function bad(message: string): never {
  * |---|---|---|---|
  * | unexpired | same `id` | - | `use` (`fresh`; `refresh` when within the refresh window before expiry) |
  * | unexpired | other `id` | no | `fetch` (`id-changed`, §3.3) |
- * | unexpired | absent or failed | - | `use` (`txt-unavailable`: a removed record does not remove a cached policy, §10.2) |
- * | unexpired | any | yes | `use` (`fetch-failed`: §3.3/§5.1 MUST apply an unexpired cached policy) |
+ * | unexpired | absent or failed | - | `use` (`txt-unavailable`: with no live policy the cached one MUST apply, §3.3, §10.2) |
+ * | unexpired | any | yes | `use` (`fetch-failed`: §3.3 MUST apply an unexpired cached policy) |
  * | none or expired | found | no | `fetch` |
- * | none or expired | found | yes | `none` (§5: continue as if there were no MTA-STS) |
+ * | none or expired | found | yes | `none` (§3.3: continue as if there were no MTA-STS) |
  * | none or expired | absent / failed | - | `none` |
  *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for malformed input.
@@ -108,7 +108,7 @@ export function decideMtaStsCache(input: MtaStsCacheInput): MtaStsCacheDecision 
       return { action: 'none', reason: txt.status === 'absent' ? 'no-record' : 'txt-lookup-failed', discard, trace }
     }
     if (fetchFailed) {
-      trace.push({ rule: 'fetch failed, nothing cached → deliver as without MTA-STS', ref: 'RFC 8461 §5' })
+      trace.push({ rule: 'fetch failed, nothing cached → deliver as without MTA-STS', ref: 'RFC 8461 §3.3' })
       return { action: 'none', reason: 'fetch-failed', discard, trace }
     }
     trace.push({ rule: `TXT id ${txt.id} → fetch the policy`, ref: 'RFC 8461 §3.3' })
@@ -117,12 +117,13 @@ export function decideMtaStsCache(input: MtaStsCacheInput): MtaStsCacheDecision 
 
   const policy = cached.policy
   if (fetchFailed) {
-    trace.push({ rule: 'fetch failed → keep the unexpired cached policy', ref: 'RFC 8461 §5.1' })
+    trace.push({ rule: 'fetch failed → keep the unexpired cached policy', ref: 'RFC 8461 §3.3' })
     return { action: 'use', policy, reason: 'fetch-failed', refresh: false, expiresAt, discard: false, trace }
   }
   if (txt.status !== 'found') {
-    // An attacker who suppresses the TXT record must not switch a cached policy off (RFC 8461 §10.2).
-    trace.push({ rule: `TXT ${txt.status} → keep the unexpired cached policy`, ref: 'RFC 8461 §10.2' })
+    // RFC 8461 §3.3: with no "live" policy from DNS, an unexpired cached policy MUST apply; an attacker
+    // who suppresses the TXT record must not switch it off (§10.2).
+    trace.push({ rule: `TXT ${txt.status} → keep the unexpired cached policy`, ref: 'RFC 8461 §3.3, §10.2' })
     return { action: 'use', policy, reason: 'txt-unavailable', refresh: false, expiresAt, discard: false, trace }
   }
   if (txt.id !== cached.id) {
@@ -131,8 +132,8 @@ export function decideMtaStsCache(input: MtaStsCacheInput): MtaStsCacheDecision 
   }
   const ahead = input.refreshAheadSeconds ?? Math.min(86400, policy.maxAge / 10)
   if (typeof ahead !== 'number' || !(ahead >= 0) || !Number.isFinite(ahead)) bad('refreshAheadSeconds must be a non-negative number')
-  // Proactive refresh inside [expiry - 2·ahead, expiry - ahead], placed by the caller's jitter (RFC 8461 §10.2:
-  // senders SHOULD refresh before expiry so that the policy's protection does not lapse).
+  // Proactive refresh inside [expiry - 2·ahead, expiry - ahead], placed by the caller's jitter (RFC 8461 §10.2
+  // suggests refreshing before a cached policy expires, so an attacker must block every refresh).
   const refresh = now >= expiresAt - ahead * 1000 * (1 + jitter)
   trace.push(refresh ? FRESH_REFRESH : FRESH) // shared constant steps: the warm path allocates little
   return { action: 'use', policy, reason: 'fresh', refresh, expiresAt, discard: false, trace }

@@ -18,8 +18,8 @@ export function mtaStsMatchingPattern(policy: Pick<MtaStsPolicy, 'mx'>, mxHost: 
   const patterns = (policy as { mx?: unknown } | null | undefined)?.mx
   if (!Array.isArray(patterns)) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'policy.mx must be a list of patterns')
   if (typeof mxHost !== 'string') return undefined
-  // Fastest path: a host identical to a parsed (valid, lower-case, non-wildcard) pattern.
-  for (let i = 0; i < patterns.length; i++) if (patterns[i] === mxHost && mxHost.charCodeAt(0) !== 0x2a) return mxHost
+  // Fastest path: a host identical to a pattern (and a plain host name, so never a wildcard).
+  for (let i = 0; i < patterns.length; i++) if (patterns[i] === mxHost && isPlainHost(mxHost)) return mxHost
   // Fast path: a host that is already a lower-case LDH name needs no normalising.
   let host: string | undefined = mxHost
   if (!isPlainHost(mxHost)) {
