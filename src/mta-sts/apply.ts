@@ -76,7 +76,7 @@ export function selectTransportPolicy(input: TransportPolicyInput): TransportPol
     case 'lookup-failed': {
       trace.push({ rule: 'TLSA lookup failed → defer (never MTA-STS instead)', ref: 'RFC 7672 §2.1.2; RFC 8461 §2' })
       const choice: TransportPolicyChoice = { applies: 'defer', policyType: 'tlsa', trace }
-      if (tlsa.error?.code === 'ERR_DNS_BOGUS') choice.tlsrpt = 'dnssec-invalid' // RFC 8460 §4.3.2.2
+      if (tlsa.error?.code === 'ERR_DNS_BOGUS') choice.tlsrpt = 'dnssec-invalid' // RFC 8460 §4.3.2.1 (DANE-specific)
       return choice
     }
     case 'secure': {

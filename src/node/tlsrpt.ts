@@ -1,5 +1,5 @@
 /**
- * TLS-RPT report files and messages (RFC 8460 §5.3): the gzip step (node:zlib) around the pure
+ * TLS-RPT report files and messages (RFC 8460 §5.1-§5.3): the gzip step (node:zlib) around the pure
  * report, file-name and message builders.
  */
 import { gzipSync } from 'node:zlib'
@@ -7,7 +7,7 @@ import { SmtpTlsError } from '../errors.js'
 import { buildTlsRptMessage } from '../tlsrpt/message.js'
 import { tlsRptFileName, type TlsRptReport } from '../tlsrpt/report.js'
 
-/** The report as `application/tlsrpt+gzip` bytes (RFC 8460 §5.3: SHOULD be gzip-compressed). @public */
+/** The report as `application/tlsrpt+gzip` bytes (RFC 8460 §5.2: SHOULD be gzip-compressed). @public */
 export function gzipTlsRptReport(report: TlsRptReport): Uint8Array {
   return new Uint8Array(gzipSync(Buffer.from(JSON.stringify(report), 'utf8')))
 }
@@ -38,7 +38,7 @@ export interface TlsRptMail {
 }
 
 /**
- * Build a TLS-RPT report mail: gzip the report, name it (RFC 8460 §5.3) and wrap it in a
+ * Build a TLS-RPT report mail: gzip the report, name it (RFC 8460 §5.1) and wrap it in a
  * `multipart/report; report-type="tlsrpt"` message with `TLS-Required: No`. Deliver it with any mailer;
  * its delivery must be recorded with `reportMail: true` (that is: not recorded).
  *

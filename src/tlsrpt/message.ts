@@ -21,7 +21,7 @@ export interface TlsRptMessageInput {
   /** The report bytes: gzip of the JSON (`gzip: true`, the default) or the JSON itself. */
   report: Uint8Array
   gzip?: boolean
-  /** The attachment's file name (RFC 8460 §5.3, see `tlsRptFileName`). */
+  /** The attachment's file name (RFC 8460 §5.1, see `tlsRptFileName`). */
   fileName: string
   /** `Message-ID` without angle brackets; default `<reportId>@<submitter>` made safe. */
   messageId?: string
@@ -52,8 +52,8 @@ function base64Lines(bytes: Uint8Array): string {
 
 /**
  * Build the report message as a string with CRLF line ends. Headers: `TLS-Report-Domain`,
- * `TLS-Report-Submitter` (RFC 8460 §5.3), `TLS-Required: No` (report delivery must ignore TLS
- * failures, RFC 8460 §5.1 / RFC 8689 §5) and `Auto-Submitted: auto-generated` (RFC 3834).
+ * `TLS-Report-Submitter` (RFC 8460 §5.3), `TLS-Required: No` (RFC 8460 §5.3: reports MUST be
+ * delivered despite TLS failures; RFC 8689 header) and `Auto-Submitted: auto-generated` (RFC 3834).
  *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for a header value with controls or non-ASCII.
  * @public

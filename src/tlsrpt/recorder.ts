@@ -149,7 +149,8 @@ export function recordTlsRptSession(
   opts: TlsRptRecorderOptions = {},
 ): Awaitable<boolean> {
   if (typeof session !== 'object' || session === null) bad('session must be an object')
-  if (session.reportMail === true) return false // never record the delivery of a report (loop)
+  // RFC 8460 §5.3: the session that delivers a report SHOULD NOT be included in the next report (loops).
+  if (session.reportMail === true) return false
   const t = typeof now === 'number' ? now : now instanceof Date ? now.getTime() : NaN
   if (!Number.isFinite(t)) bad('now must be a Date or ms since the epoch')
   const policy = session.policy

@@ -1,4 +1,4 @@
-/** The aggregate report (RFC 8460 §4) and its file name (§5.3). */
+/** The aggregate report (RFC 8460 §4) and its file name (§5.1). */
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
 
 /** RFC 8460 §4.4 `policy-type`. @public */
@@ -205,7 +205,7 @@ export function buildTlsRptReport(input: TlsRptReportInput): TlsRptReport {
 
 /** Input of {@link tlsRptFileName}. @public */
 export interface TlsRptFileNameInput {
-  /** The submitter's domain (RFC 8460 §5.3 `sender`). */
+  /** The submitter's domain (RFC 8460 §5.1 `sender`). */
   submitter: string
   policyDomain: string
   /** Start and end of the period (seconds since the epoch in the name). */
@@ -213,7 +213,7 @@ export interface TlsRptFileNameInput {
   end: Date | number
   /** Optional `unique-id`: letters and digits. */
   uniqueId?: string
-  /** `.json.gz` when `true` (the default, RFC 8460 §5.3 SHOULD compress), `.json` otherwise. */
+  /** `.json.gz` when `true` (the default, RFC 8460 §5.2 SHOULD compress), `.json` otherwise. */
   gzip?: boolean
 }
 
@@ -226,7 +226,7 @@ function epochSeconds(v: Date | number, what: string): number {
 }
 
 /**
- * RFC 8460 §5.3 file name: `sender!policy-domain!begin!end[!unique-id].json[.gz]`, timestamps in
+ * RFC 8460 §5.1 file name: `sender!policy-domain!begin!end[!unique-id].json[.gz]`, timestamps in
  * seconds since the epoch.
  * @example
  * ```ts

@@ -1,6 +1,6 @@
 // TLS-RPT (RFC 8460): the `_smtp._tls` record (§3, mox tlsrpt/parse_test.go style tables), the report
 // (§4, checked against the RFC 8460 §4.7 example and a JSON Schema written from §4.4), the recorder's
-// aggregation through the memory store, the file name and the report message (§5.3, parsed by mailparser).
+// aggregation through the memory store, the file name (§5.1) and the report message (§5.3, parsed by mailparser).
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { gunzipSync } from 'node:zlib'
@@ -167,7 +167,7 @@ describe('buildTlsRptReport (RFC 8460 §4)', () => {
   })
 })
 
-describe('tlsRptFileName (RFC 8460 §5.3)', () => {
+describe('tlsRptFileName (RFC 8460 §5.1)', () => {
   it('names the file as the RFC example does', () => {
     assert.equal(
       tlsRptFileName({ submitter: 'mail.sender.example', policyDomain: 'example.com', begin: 1013662812, end: 1013749130 }),
