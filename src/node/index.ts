@@ -47,3 +47,8 @@ export type {
   UndecodableRecord,
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'
+export { gzipTlsRptReport, createTlsRptMail } from './tlsrpt.js'
+export type { TlsRptMailInput, TlsRptMail } from './tlsrpt.js'
+export type { TlsRptReport } from '../tlsrpt/report.js'
+export { createMemoryStore } from '../store/index.js'
+export type { MemoryStore, MemoryStoreOptions, PolicyStore, Awaitable } from '../store/index.js'
