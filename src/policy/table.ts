@@ -420,6 +420,8 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
         if (!mustPkix(level)) throw new Defect(`attribute "tafile" invalid at security level "${level}"`, at)
         if (v.length === 0) throw new Defect(`attribute "tafile" has empty value`, at)
         ;(policy.tafile ??= []).push(v)
+        // Issue 17: say so rather than let the attribute look effective.
+        warn(`attribute "tafile" is recorded but connect() does not load it: pass the anchors as its ca option`, at)
         break
       case 'connection_reuse':
       case 'enable_rpk': {
@@ -428,6 +430,15 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
         // last one wins
         if (name === 'connection_reuse') policy.connectionReuse = b === 'yes'
         else policy.enableRpk = b === 'yes'
+        // Issue 17: parsed for Postfix compatibility, but nothing here acts on them.
+        if (b === 'yes') {
+          warn(
+            name === 'enable_rpk'
+              ? `attribute "enable_rpk=yes" has no effect here: RFC 7250 raw public keys are not negotiated`
+              : `attribute "connection_reuse=yes" has no effect here: each connect() opens its own connection`,
+            at,
+          )
+        }
         break
       }
       case 'policy_type': {

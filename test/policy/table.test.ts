@@ -353,3 +353,24 @@ describe('parsePolicyTable: level none with a later tokenizer defect', () => {
     )
   })
 })
+
+describe('attributes this library parses but does not act on are warned about (issue 17)', () => {
+  const rows: Array<[string, RegExp | undefined]> = [
+    ['example.com dane enable_rpk=yes', /enable_rpk=yes" has no effect/],
+    ['example.com dane enable_rpk=no', undefined],
+    ['example.com encrypt connection_reuse=yes', /connection_reuse=yes" has no effect/],
+    ['example.com encrypt connection_reuse=no', undefined],
+    ['example.com secure tafile=/etc/postfix/anchors.pem', /"tafile" is recorded but connect\(\) does not load it/],
+  ]
+  for (const [line, want] of rows) {
+    it(line, () => {
+      const t = parsePolicyTable(line + '\n')
+      if (want === undefined) assert.equal(t.warnings.length, 0, JSON.stringify(t.warnings))
+      else {
+        assert.equal(t.warnings.length, 1, JSON.stringify(t.warnings))
+        assert.match(t.warnings[0]!.message, want)
+        assert.equal(t.warnings[0]!.line, 1)
+      }
+    })
+  }
+})
