@@ -24,7 +24,41 @@ function findTests(dir) {
   return out
 }
 
+/**
+ * The real peers the lab tests drive (test/lab/README.md), and the Debian package of each. Checked
+ * before any test runs, so a machine without them fails at once with one line instead of in the
+ * middle of the suite (no test is ever skipped for a missing tool).
+ */
+const TOOLS = [
+  ['openssl', 'openssl'],
+  ['posttls-finger', 'postfix'],
+  ['/usr/lib/postfix/sbin/master', 'postfix'],
+  ['nsd', 'nsd'],
+  ['unbound', 'unbound'],
+  ['ldns-signzone', 'ldnsutils'],
+  ['dig', 'bind9-dnsutils'],
+  ['tcpdump', 'tcpdump'],
+]
+
+function preflight() {
+  const missing = TOOLS.filter(([tool]) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0)
+  const packages = [...new Set(missing.map(([, pkg]) => pkg))]
+  if (packages.length > 0) {
+    process.stderr.write(
+      `npm test: missing ${missing.map(([t]) => t).join(', ')}: run \`sudo bash .ci/run\` (it runs apt-get install ${packages.join(' ')}, then the tests)\n`,
+    )
+    process.exit(1)
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    process.stderr.write(
+      'npm test: the lab tests start Postfix, NSD and Unbound on 127.0.x.y ports 25 and 53: run as root (`sudo bash .ci/run`)\n',
+    )
+    process.exit(1)
+  }
+}
+
 const only = process.argv.slice(2)
+if (only.length === 0 || only.some((f) => f.includes('test/lab/'))) preflight()
 if (only.length === 0) {
   run('build', 'npx', ['tsc', '-p', 'tsconfig.json'])
   run('type-check (src, test, bench, examples)', 'npx', ['tsc', '-p', 'tsconfig.check.json'])
