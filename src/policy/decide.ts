@@ -124,6 +124,13 @@ export function decide(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
 }
 
 function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: DecideOptions = {}): Verdict {
+  checkFacts(effective, conn)
+  const j = new Judgement(effective, conn)
+  // Each step returns the verdict when it settles the connection, undefined to go on.
+  return beforeTls(j) ?? handshake(j) ?? authenticate(j, opts)
+}
+
+function checkFacts(effective: EffectivePolicy, conn: ConnectionFacts): void {
   if (effective === null || typeof effective !== 'object' || !Array.isArray(effective.trace)) {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'decide needs the result of resolvePolicy')
   }
@@ -133,19 +140,31 @@ function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
   if (conn.chain !== undefined && (!Array.isArray(conn.chain) || !conn.chain.every((c) => c instanceof Uint8Array))) {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'connection.chain must be an array of DER certificates (Uint8Array)')
   }
-  const level = effective.level
-  const trace = effective.trace.slice()
-  const v: Verdict = {
-    status: 'deferred',
-    deliver: false,
-    configuredLevel: effective.configuredLevel,
-    level,
-    host: effective.host,
-    plaintextRetry: false,
-    trace,
+}
+
+/** The verdict being built for one connection, and the ways a step can settle it. */
+class Judgement {
+  readonly v: Verdict
+  readonly trace: TraceStep[]
+  constructor(
+    readonly effective: EffectivePolicy,
+    readonly conn: ConnectionFacts,
+  ) {
+    this.trace = effective.trace.slice()
+    this.v = {
+      status: 'deferred',
+      deliver: false,
+      configuredLevel: effective.configuredLevel,
+      level: effective.level,
+      host: effective.host,
+      plaintextRetry: false,
+      trace: this.trace,
+    }
   }
 
-  const defer = (err: SmtpTlsError, ref: string, retry = false): Verdict => {
+  /** Deferred (or failed, for REQUIRETLS) with `err`; `retry`: a plaintext retry is allowed at `may`. */
+  defer(err: SmtpTlsError, ref: string, retry = false): Verdict {
+    const { effective, v } = this
     let e = err
     if (effective.requireTls && e.code !== 'ERR_REQUIRETLS' && effective.error === undefined) {
       // RFC 8689 §4.2.1: when no MX satisfies REQUIRETLS the message is returned with 5.7.30.
@@ -163,29 +182,71 @@ function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
     if (e.tlsrpt !== undefined) v.tlsrpt = e.tlsrpt
     v.reason = e.message
     v.plaintextRetry = retry && effective.plaintextFallback && !effective.requireTls
-    trace.push({ rule: `${e.temporary ? 'defer' : 'fail'} ${e.enhancedStatus ?? ''}: ${e.message}`, ref })
+    this.trace.push({ rule: `${e.temporary ? 'defer' : 'fail'} ${e.enhancedStatus ?? ''}: ${e.message}`, ref })
     if (v.plaintextRetry)
-      trace.push({
+      this.trace.push({
         rule: 'level may → plaintext retry on a new connection allowed',
         ref: 'Postfix smtp_proto.c PLAINTEXT_FALLBACK_OK_AFTER_STARTTLS_FAILURE',
       })
     return v
   }
-  const fail = (
-    code: ErrorCode,
-    message: string,
-    tlsrpt: TlsRptResultType | undefined,
-    ref: string,
-    status = '4.7.5',
-    retry = false,
-  ): Verdict => defer(policyError(code, message, status, tlsrpt, !status.startsWith('5')), ref, retry)
-  const done = (status: Exclude<TlsOutcome, 'deferred'>, rule: string, ref: string): Verdict => {
-    v.status = status
-    v.deliver = true
-    trace.push({ rule, ref })
-    return v
+
+  fail(code: ErrorCode, message: string, tlsrpt: TlsRptResultType | undefined, ref: string, status = '4.7.5', retry = false): Verdict {
+    return this.defer(policyError(code, message, status, tlsrpt, !status.startsWith('5')), ref, retry)
   }
 
+  /** Delivery goes on, with what was achieved (no authentication required). */
+  done(status: Exclude<TlsOutcome, 'deferred'>, rule: string, ref: string): Verdict {
+    this.v.status = status
+    this.v.deliver = true
+    this.trace.push({ rule, ref })
+    return this.v
+  }
+
+  /** Success at an authenticating level; REQUIRETLS adds its own conditions (RFC 8689 §4.2.1). */
+  finish(status: 'verified' | 'trusted', rule: string, ref: string): Verdict {
+    const { effective } = this
+    this.trace.push({ rule, ref })
+    if (effective.requireTls) {
+      if (status !== 'verified') {
+        return this.fail(
+          'ERR_REQUIRETLS',
+          `REQUIRETLS: ${effective.host} was not verified by DANE or MTA-STS`,
+          undefined,
+          'RFC 8689 §4.2.1',
+          '5.7.30',
+        )
+      }
+      if (this.conn.requireTlsAdvertised !== true) {
+        return this.fail(
+          'ERR_REQUIRETLS',
+          `REQUIRETLS: ${effective.host} did not advertise REQUIRETLS after STARTTLS`,
+          undefined,
+          'RFC 8689 §4.2.1',
+          '5.7.30',
+        )
+      }
+      this.trace.push({ rule: 'REQUIRETLS advertised after STARTTLS', ref: 'RFC 8689 §4.2.1' })
+    }
+    this.v.status = status
+    this.v.deliver = true
+    return this.v
+  }
+
+  noCert(): Verdict {
+    return this.fail(
+      'ERR_POLICY_NOT_MET',
+      `Server certificate not verified: ${this.effective.host} presented no certificate`,
+      'validation-failure',
+      'Postfix smtp_proto.c',
+    )
+  }
+}
+
+/** Before TLS: a policy already failed, level `none`, STARTTLS not offered or refused. */
+function beforeTls(j: Judgement): Verdict | undefined {
+  const { effective, conn, v } = j
+  const level = effective.level
   if (effective.error !== undefined) {
     // The policy could not be met before connecting (TLSA lookup error, bad entry, REQUIRETLS…).
     v.error = effective.error
@@ -194,15 +255,13 @@ function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
     v.reason = effective.error.message
     return v
   }
-
   if (level === 'none') {
     // Postfix TLS_README "Disabling TLS": STARTTLS is not used.
-    return done('plaintext', 'level none → no STARTTLS, plaintext', 'postconf(5) smtp_tls_security_level')
+    return j.done('plaintext', 'level none → no STARTTLS, plaintext', 'postconf(5) smtp_tls_security_level')
   }
-
   if (conn.starttls === 'not-offered') {
     if (mustEncrypt(level)) {
-      return fail(
+      return j.fail(
         'ERR_STARTTLS_NOT_OFFERED',
         `TLS is required, but was not offered by host ${effective.host}`,
         'starttls-not-supported',
@@ -210,29 +269,33 @@ function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
         '4.7.4',
       )
     }
-    return done('plaintext', 'STARTTLS not offered, level may → plaintext', 'Postfix TLS_README "Opportunistic TLS"')
+    return j.done('plaintext', 'STARTTLS not offered, level may → plaintext', 'Postfix TLS_README "Opportunistic TLS"')
   }
   if (conn.starttls === 'refused') {
     const reply = conn.starttlsReply !== undefined ? `: ${conn.starttlsReply}` : ''
     if (mustEncrypt(level)) {
-      return fail(
+      return j.fail(
         'ERR_STARTTLS_REFUSED',
         `TLS is required, but host ${effective.host} refused to start TLS${reply}`,
         'starttls-not-supported',
         'RFC 3207 §4, Postfix smtp_proto.c',
       )
     }
-    return done('plaintext', `STARTTLS refused${reply}, level may → continue in plaintext`, 'Postfix smtp_proto.c')
+    return j.done('plaintext', `STARTTLS refused${reply}, level may → continue in plaintext`, 'Postfix smtp_proto.c')
   }
+  return undefined
+}
 
-  // STARTTLS accepted (220): the handshake decides.
+/** STARTTLS accepted (220): the handshake and the protocol it negotiated. */
+function handshake(j: Judgement): Verdict | undefined {
+  const { effective, conn, v } = j
   if (conn.handshake === undefined) {
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'connection.handshake is required when STARTTLS was offered')
   }
   if (conn.handshake === 'failed') {
     // Postfix's words, then the cause once (the TLS alert or OpenSSL's reason), as posttls-finger logs it.
     const why = conn.handshakeError !== undefined ? `: ${conn.handshakeError}` : ''
-    return fail(
+    return j.fail(
       'ERR_TLS_HANDSHAKE',
       `Cannot start TLS: handshake failure with ${effective.host}${why}`,
       'validation-failure',
@@ -244,7 +307,7 @@ function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
   if (conn.protocol !== undefined) v.protocol = conn.protocol
   if (conn.cipher !== undefined) v.cipher = conn.cipher
   if (conn.protocol !== undefined && !protocolAllowed(effective.protocols, conn.protocol)) {
-    return fail(
+    return j.fail(
       'ERR_POLICY_NOT_MET',
       `negotiated ${conn.protocol}, but the policy allows only "${effective.protocols.text}"`,
       'validation-failure',
@@ -253,143 +316,111 @@ function decideChecked(effective: EffectivePolicy, conn: ConnectionFacts, opts: 
       true,
     )
   }
-  trace.push({ rule: `TLS ${conn.protocol ?? '(protocol not given)'}${conn.cipher ? ` with ${conn.cipher}` : ''}`, ref: 'RFC 3207 §4.1' })
+  j.trace.push({ rule: `TLS ${conn.protocol ?? '(protocol not given)'}${conn.cipher ? ` with ${conn.cipher}` : ''}`, ref: 'RFC 3207 §4.1' })
+  return undefined
+}
 
-  const leaf = conn.chain?.[0]
-  const pkix = conn.pkix
-
+/** After the handshake: authenticate the peer as the level asks. */
+function authenticate(j: Judgement, opts: DecideOptions): Verdict {
+  const level = j.effective.level
   switch (level) {
     case 'may':
-    case 'encrypt': {
-      // No authentication required; report what was achieved (Postfix tls_log_summary).
-      if (leaf === undefined)
-        return done('anonymous', `level ${level}: no server certificate → anonymous`, 'Postfix TLS_README, RFC 7435 §3')
-      if (pkix?.trusted === true)
-        return done('trusted', `level ${level}: chain trusted, names not checked → trusted`, 'Postfix TLS_README, RFC 7435 §3')
-      return done('untrusted', `level ${level}: certificate not authenticated → untrusted`, 'Postfix TLS_README, RFC 7435 §3')
-    }
-    case 'fingerprint': {
-      if (leaf === undefined) return noCert()
-      const res = matchPins(leaf, effective.pins ?? [], { digest: effective.fingerprintDigest })
-      if (!res.ok) {
-        return fail(
-          res.code,
-          `Server certificate not trusted: ${res.detail}`,
-          'certificate-not-trusted',
-          'Postfix TLS_README "Certificate fingerprint verification"',
-        )
-      }
-      v.matched = `pin ${res.pin} (${res.of === 'certificate' ? 'certificate' : 'public key'})`
-      return finish(
-        'verified',
-        `${effective.fingerprintDigest} ${v.matched} matched`,
-        'Postfix TLS_README "Certificate fingerprint verification"',
-      )
-    }
+    case 'encrypt':
+      return opportunistic(j, level)
+    case 'fingerprint':
+      return fingerprint(j)
     case 'half-dane':
     case 'dane':
-    case 'dane-only': {
-      if (leaf === undefined) return noCert()
-      const tlsa = effective.tlsa
-      if (tlsa === undefined) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'a DANE effective policy without TLSA records')
-      const res = verifyDane({
-        records: tlsa.records,
-        chain: conn.chain!,
-        names: effective.matchNames,
-        digests: effective.daneDigests,
-        ...(opts.now !== undefined ? { now: opts.now } : {}),
-      })
-      if (!res.ok) {
-        return fail(res.code, `Server certificate not verified by DANE: ${res.detail}`, DANE_TLSRPT[res.code], 'RFC 7672 §3.2')
-      }
-      v.matched = `TLSA ${res.record.usage} ${res.record.selector} ${res.record.matchingType} matched at depth ${res.depth}${res.name !== undefined ? `, name ${res.name}` : ''}`
-      if (level === 'half-dane') {
-        // RFC 7672 §2.2.1: MUST NOT report DANE with an insecure MX RRset as secure delivery.
-        return finish(
-          'trusted',
-          `${v.matched}; MX insecure → trusted, not verified`,
-          'RFC 7672 §2.2.1, postconf(5) smtp_tls_dane_insecure_mx_policy',
-        )
-      }
-      return finish('verified', v.matched, 'RFC 7672 §3')
-    }
+    case 'dane-only':
+      return dane(j, level, opts)
     case 'verify':
-    case 'secure': {
-      if (leaf === undefined) return noCert()
-      if (pkix === undefined || !pkix.trusted) {
-        const why = pkix?.error ?? (pkix === undefined ? 'no PKIX verdict from the TLS stack' : 'not trusted')
-        return fail(
-          'ERR_PKIX_UNTRUSTED',
-          `Server certificate not trusted: ${why}`,
-          pkixTlsRpt(pkix?.error),
-          'Postfix TLS_README "Mandatory server certificate verification"',
-        )
-      }
-      let name: string | undefined
-      try {
-        name = matchCertificateName(leaf, effective.matchNames)
-      } catch (e) {
-        if (e instanceof SmtpTlsError && e.code === 'ERR_CERT_PARSE') {
-          return fail('ERR_CERT_PARSE', `Server certificate not verified: ${e.message}`, 'validation-failure', 'RFC 6125 §6')
-        }
-        throw e
-      }
-      if (name === undefined) {
-        let presented = ''
-        try {
-          presented = certificateDnsNames(leaf).join(', ')
-        } catch {
-          presented = '(unreadable)'
-        }
-        return fail(
-          'ERR_PKIX_NAME_MISMATCH',
-          `Server certificate not verified: names [${presented}] match none of ${effective.matchNames.join(', ')}`,
-          'certificate-host-mismatch',
-          'Postfix TLS_README "Mandatory server certificate verification", RFC 6125 §6.4',
-        )
-      }
-      v.matched = `name ${name}`
-      return finish('verified', `PKIX chain trusted, certificate matches ${name}`, `postconf(5) smtp_tls_${level}_cert_match`)
-    }
+    case 'secure':
+      return pkixAndNames(j, level)
   }
-  // Exhaustive: `none` returned above.
+  // Exhaustive: `none` returned in beforeTls.
   throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `unknown level ${String(level)}`)
+}
 
-  function noCert(): Verdict {
-    return fail(
-      'ERR_POLICY_NOT_MET',
-      `Server certificate not verified: ${effective.host} presented no certificate`,
-      'validation-failure',
-      'Postfix smtp_proto.c',
+/** `may`/`encrypt`: no authentication required; report what was achieved (Postfix tls_log_summary). */
+function opportunistic(j: Judgement, level: 'may' | 'encrypt'): Verdict {
+  const ref = 'Postfix TLS_README, RFC 7435 §3'
+  if (j.conn.chain?.[0] === undefined) return j.done('anonymous', `level ${level}: no server certificate → anonymous`, ref)
+  if (j.conn.pkix?.trusted === true) return j.done('trusted', `level ${level}: chain trusted, names not checked → trusted`, ref)
+  return j.done('untrusted', `level ${level}: certificate not authenticated → untrusted`, ref)
+}
+
+/** `fingerprint`: the leaf's certificate or public-key digest is pinned. */
+function fingerprint(j: Judgement): Verdict {
+  const { effective, v } = j
+  const leaf = j.conn.chain?.[0]
+  if (leaf === undefined) return j.noCert()
+  const ref = 'Postfix TLS_README "Certificate fingerprint verification"'
+  const res = matchPins(leaf, effective.pins ?? [], { digest: effective.fingerprintDigest })
+  if (!res.ok) return j.fail(res.code, `Server certificate not trusted: ${res.detail}`, 'certificate-not-trusted', ref)
+  v.matched = `pin ${res.pin} (${res.of === 'certificate' ? 'certificate' : 'public key'})`
+  return j.finish('verified', `${effective.fingerprintDigest} ${v.matched} matched`, ref)
+}
+
+/** DANE levels: the TLSA RRset authenticates the chain (RFC 7672 §3). */
+function dane(j: Judgement, level: 'half-dane' | 'dane' | 'dane-only', opts: DecideOptions): Verdict {
+  const { effective, conn, v } = j
+  if (conn.chain?.[0] === undefined) return j.noCert()
+  const tlsa = effective.tlsa
+  if (tlsa === undefined) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'a DANE effective policy without TLSA records')
+  const res = verifyDane({
+    records: tlsa.records,
+    chain: conn.chain,
+    names: effective.matchNames,
+    digests: effective.daneDigests,
+    ...(opts.now !== undefined ? { now: opts.now } : {}),
+  })
+  if (!res.ok) return j.fail(res.code, `Server certificate not verified by DANE: ${res.detail}`, DANE_TLSRPT[res.code], 'RFC 7672 §3.2')
+  v.matched = `TLSA ${res.record.usage} ${res.record.selector} ${res.record.matchingType} matched at depth ${res.depth}${res.name !== undefined ? `, name ${res.name}` : ''}`
+  if (level === 'half-dane') {
+    // RFC 7672 §2.2.1: MUST NOT report DANE with an insecure MX RRset as secure delivery.
+    return j.finish(
+      'trusted',
+      `${v.matched}; MX insecure → trusted, not verified`,
+      'RFC 7672 §2.2.1, postconf(5) smtp_tls_dane_insecure_mx_policy',
     )
   }
+  return j.finish('verified', v.matched, 'RFC 7672 §3')
+}
 
-  /** Success at an authenticating level; REQUIRETLS adds its own conditions (RFC 8689 §4.2.1). */
-  function finish(status: 'verified' | 'trusted', rule: string, ref: string): Verdict {
-    trace.push({ rule, ref })
-    if (effective.requireTls) {
-      if (status !== 'verified') {
-        return fail(
-          'ERR_REQUIRETLS',
-          `REQUIRETLS: ${effective.host} was not verified by DANE or MTA-STS`,
-          undefined,
-          'RFC 8689 §4.2.1',
-          '5.7.30',
-        )
-      }
-      if (conn.requireTlsAdvertised !== true) {
-        return fail(
-          'ERR_REQUIRETLS',
-          `REQUIRETLS: ${effective.host} did not advertise REQUIRETLS after STARTTLS`,
-          undefined,
-          'RFC 8689 §4.2.1',
-          '5.7.30',
-        )
-      }
-      trace.push({ rule: 'REQUIRETLS advertised after STARTTLS', ref: 'RFC 8689 §4.2.1' })
-    }
-    v.status = status
-    v.deliver = true
-    return v
+/** `verify`/`secure`: a trusted PKIX chain (the TLS stack's verdict) and a name the policy matches. */
+function pkixAndNames(j: Judgement, level: 'verify' | 'secure'): Verdict {
+  const { effective, conn, v } = j
+  const leaf = conn.chain?.[0]
+  if (leaf === undefined) return j.noCert()
+  const pkix = conn.pkix
+  const ref = 'Postfix TLS_README "Mandatory server certificate verification"'
+  if (pkix === undefined || !pkix.trusted) {
+    const why = pkix?.error ?? (pkix === undefined ? 'no PKIX verdict from the TLS stack' : 'not trusted')
+    return j.fail('ERR_PKIX_UNTRUSTED', `Server certificate not trusted: ${why}`, pkixTlsRpt(pkix?.error), ref)
   }
+  let name: string | undefined
+  try {
+    name = matchCertificateName(leaf, effective.matchNames)
+  } catch (e) {
+    if (e instanceof SmtpTlsError && e.code === 'ERR_CERT_PARSE') {
+      return j.fail('ERR_CERT_PARSE', `Server certificate not verified: ${e.message}`, 'validation-failure', 'RFC 6125 §6')
+    }
+    throw e
+  }
+  if (name === undefined) {
+    let presented = ''
+    try {
+      presented = certificateDnsNames(leaf).join(', ')
+    } catch {
+      presented = '(unreadable)'
+    }
+    return j.fail(
+      'ERR_PKIX_NAME_MISMATCH',
+      `Server certificate not verified: names [${presented}] match none of ${effective.matchNames.join(', ')}`,
+      'certificate-host-mismatch',
+      `${ref}, RFC 6125 §6.4`,
+    )
+  }
+  v.matched = `name ${name}`
+  return j.finish('verified', `PKIX chain trusted, certificate matches ${name}`, `postconf(5) smtp_tls_${level}_cert_match`)
 }
