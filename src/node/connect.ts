@@ -466,223 +466,239 @@ type SessionEnd =
   | { kind: 'refused'; verdict: Verdict }
   | { kind: 'closed'; error: SmtpTlsError; facts?: ConnectionFacts }
 
+/** What a plaintext `ready` tells the policy engine: STARTTLS was not offered, or was refused. */
+function plaintextFacts(a: Extract<StartTlsAction, { type: 'ready' }>): ConnectionFacts {
+  if (a.lastReply !== a.ehloReply) return { starttls: 'refused', starttlsReply: `${a.lastReply.code} ${a.lastReply.lines.join(' ')}` }
+  return { starttls: 'not-offered' }
+}
+
+/** A session the machine closed; the failures the policy engine judges (RFC 3207 §4, Postfix TLS_README) carry their facts. */
+function closedEnd(a: Extract<StartTlsAction, { type: 'close' }>, host: string, address: string): SessionEnd {
+  const error = a.error ?? new SmtpTlsError('ERR_SMTP_PROTOCOL', `session with ${host}[${address}] closed`)
+  if (error.code === 'ERR_STARTTLS_NOT_OFFERED') return { kind: 'closed', error, facts: { starttls: 'not-offered' } }
+  if (error.code === 'ERR_STARTTLS_REFUSED') {
+    const r = a.reply
+    return { kind: 'closed', error, facts: { starttls: 'refused', ...(r ? { starttlsReply: `${r.code} ${r.lines.join(' ')}` } : {}) } }
+  }
+  if (error.code === 'ERR_TLS_HANDSHAKE') {
+    return { kind: 'closed', error, facts: { starttls: 'offered', handshake: 'failed', handshakeError: handshakeReason(error.cause) } }
+  }
+  return { kind: 'closed', error }
+}
+
 /** One SMTP session on one address: the machine decides, this moves bytes and gathers facts. */
 function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTls: boolean, transcript: string[]): Promise<SessionEnd> {
-  return new Promise<SessionEnd>((resolve) => {
-    const host = eff.host
-    const servername = eff.servername ?? host
-    const requireTls = mustEncrypt(eff.level) && !skipStartTls
-    const machine = new StartTlsClient({
+  return new Promise<SessionEnd>((resolve) => new DriverSession(eff, address, s, skipStartTls, transcript, resolve).start())
+}
+
+/**
+ * The I/O of one session, in named steps: `start` (TCP), `run` (carry out the machine's actions),
+ * `upgrade` (STARTTLS → TLS), `secured` (facts and the verdict after the handshake), `finish`.
+ */
+class DriverSession {
+  private readonly host: string
+  private readonly machine: StartTlsClient
+  private raw!: Socket
+  private io!: Socket | TLSSocket
+  private tls: TLSSocket | undefined
+  private timer: NodeJS.Timeout | undefined
+  private settled = false
+  private tlsFacts: ConnectionFacts | undefined
+  /** the verdict right after the handshake; final unless REQUIRETLS needs the post-TLS EHLO (RFC 8689) */
+  private firstVerdict: Verdict | undefined
+  private handshakeStarted = 0
+
+  constructor(
+    private readonly eff: EffectivePolicy,
+    private readonly address: string,
+    private readonly s: Settings,
+    skipStartTls: boolean,
+    private readonly transcript: string[],
+    private readonly resolve: (end: SessionEnd) => void,
+  ) {
+    this.host = eff.host
+    this.machine = new StartTlsClient({
       ehloName: s.ehloName,
-      requireTls,
-      servername,
+      requireTls: mustEncrypt(eff.level) && !skipStartTls,
+      servername: eff.servername ?? eff.host,
       skipStartTls: skipStartTls || eff.level === 'none',
     })
-    let settled = false
-    let tls: TLSSocket | undefined
-    let io: Socket | TLSSocket
-    let timer: NodeJS.Timeout | undefined
-    let tlsFacts: ConnectionFacts | undefined
-    /** the verdict right after the handshake; final unless REQUIRETLS needs the post-TLS EHLO (RFC 8689) */
-    let firstVerdict: Verdict | undefined
-    let handshakeStarted = 0
+  }
+
+  private readonly onData = (b: Buffer): void => this.feed({ type: 'data', bytes: b })
+  private readonly onEnd = (): void => this.feed({ type: 'eof' })
+  private readonly onAbort = (): void =>
+    this.finish({ kind: 'closed', error: new SmtpTlsError('ERR_ABORTED', 'aborted', { cause: this.s.signal?.reason }) }, false)
+  private readonly onError = (e: Error): void => {
+    if (this.settled) return
+    if (this.tls && !this.tlsFacts) return this.feed({ type: 'tlsFailed', cause: e })
+    if (this.machine.transcript.length === 0) {
+      const { host, address, eff } = this
+      const error = new SmtpTlsError('ERR_CONNECT', `connect to ${host}[${address}]:${eff.port}: ${e.message}`, {
+        enhancedStatus: '4.4.1',
+        cause: e,
+      })
+      return this.finish({ kind: 'closed', error }, false)
+    }
+    this.feed({ type: 'eof' })
+  }
+
+  start(): void {
+    const { eff, address, s } = this
     const raw = netConnect({ host: address, port: eff.port, family: isIP(address) })
+    this.raw = raw
+    this.io = raw
     // Never without an 'error' listener until destroyed (issue 10 §1): `onError` comes and goes with
     // the session's logic; this one stays, so a hostile peer's late reset cannot crash the process.
     raw.on('error', ignore)
     // Our commands are small and each waits for a reply: never hold one back for an ACK (Nagle).
     // See "Latency" in docs/connect.md (issue 11).
     raw.setNoDelay(true)
-    io = raw
-    channels.connect.publish({ host, address, port: eff.port })
+    channels.connect.publish({ host: this.host, address, port: eff.port })
+    raw.on('data', this.onData)
+    raw.on('end', this.onEnd)
+    raw.on('close', this.onEnd)
+    raw.on('error', this.onError)
+    if (s.signal?.aborted) return this.onAbort()
+    s.signal?.addEventListener('abort', this.onAbort, { once: true })
+    // the connect timeout, then one per reply
+    this.arm()
+  }
 
-    const finish = (end: SessionEnd, keepOpen: boolean) => {
-      if (settled) return
-      settled = true
-      if (timer) clearTimeout(timer)
-      s.signal?.removeEventListener('abort', onAbort)
-      transcript.splice(0, transcript.length, ...machine.transcript)
-      raw.removeListener('data', onRawData)
-      raw.removeListener('end', onEnd)
-      raw.removeListener('error', onError)
-      raw.removeListener('close', onEnd)
-      if (tls) {
-        tls.removeListener('data', onTlsData)
-        tls.removeListener('end', onEnd)
-        tls.removeListener('error', onError)
-        tls.removeListener('close', onEnd)
-      }
-      // The sockets keep their `ignore` error listeners for life (issue 10): a reset or a TLS alert
-      // after this point must not crash the process, whether we close them or the caller owns them.
-      if (!keepOpen) {
-        if (tls && !tlsFacts) {
-          // the handshake never completed: there is nobody to say goodbye to
-          tls.destroy()
-          raw.destroy()
-        } else {
-          const sock = tls ?? raw
-          sock.end()
-          setTimeout(() => {
-            sock.destroy()
-            raw.destroy()
-          }, 1000).unref()
-        }
-      }
-      resolve(end)
-    }
-    const arm = () => {
-      if (timer) clearTimeout(timer)
-      timer = setTimeout(() => feed({ type: 'timeout' }), s.timeoutMs)
-    }
-    const run = (actions: StartTlsAction[]) => {
-      for (const a of actions) {
-        if (settled) return
-        switch (a.type) {
-          case 'send':
-            io.write(a.bytes)
-            arm()
-            break
-          case 'upgrade':
-            upgrade(a.servername)
-            break
-          case 'ready':
-            finish(
-              {
-                kind: 'ready',
-                action: a,
-                socket: io,
-                facts: tlsFacts ?? plaintextFacts(a),
-                ...(firstVerdict ? { verdict: firstVerdict } : {}),
-              },
-              true,
-            )
-            break
-          case 'close':
-            finish(closedEnd(a), false)
-            break
-        }
+  private arm(): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = setTimeout(() => this.feed({ type: 'timeout' }), this.s.timeoutMs)
+  }
+
+  private feed(input: Parameters<StartTlsClient['handle']>[0]): void {
+    if (!this.settled) this.run(this.machine.handle(input))
+  }
+
+  private run(actions: StartTlsAction[]): void {
+    for (const a of actions) {
+      if (this.settled) return
+      switch (a.type) {
+        case 'send':
+          this.io.write(a.bytes)
+          this.arm()
+          break
+        case 'upgrade':
+          this.upgrade(a.servername)
+          break
+        case 'ready':
+          this.finish(
+            {
+              kind: 'ready',
+              action: a,
+              socket: this.io,
+              facts: this.tlsFacts ?? plaintextFacts(a),
+              ...(this.firstVerdict ? { verdict: this.firstVerdict } : {}),
+            },
+            true,
+          )
+          break
+        case 'close':
+          this.finish(closedEnd(a, this.host, this.address), false)
+          break
       }
     }
-    const feed = (input: Parameters<StartTlsClient['handle']>[0]) => {
-      if (!settled) run(machine.handle(input))
+  }
+
+  private upgrade(sni: string): void {
+    const { raw, eff, s } = this
+    channels.starttls.publish({ host: this.host, address: this.address, port: eff.port, servername: sni })
+    // RFC 3207 §4.2: nothing read in plaintext after the 220 may be used; the machine has checked
+    // what was already read, and from here on raw bytes belong to the TLS layer only.
+    raw.removeListener('data', this.onData)
+    raw.removeListener('end', this.onEnd)
+    raw.removeListener('close', this.onEnd)
+    raw.pause()
+    this.arm()
+    this.handshakeStarted = performance.now()
+    let t: TLSSocket
+    try {
+      t = tlsConnect(tlsOptions(eff, s, sni, raw))
+    } catch (e) {
+      return this.feed({ type: 'tlsFailed', cause: e })
     }
-    const plaintextFacts = (a: Extract<StartTlsAction, { type: 'ready' }>): ConnectionFacts => {
-      if (a.lastReply !== a.ehloReply) return { starttls: 'refused', starttlsReply: `${a.lastReply.code} ${a.lastReply.lines.join(' ')}` }
-      return { starttls: 'not-offered' }
+    this.tls = t
+    t.on('error', ignore)
+    t.on('error', this.onError)
+    t.once('secureConnect', () => this.secured(t))
+  }
+
+  /** RFC 3207 §4.1: judge the peer right after the handshake; QUIT at once when it falls short. */
+  private secured(t: TLSSocket): void {
+    if (this.settled) return
+    const { eff, s } = this
+    const cipher = t.getCipher()
+    const protocol = t.getProtocol() ?? undefined
+    const facts: ConnectionFacts = {
+      starttls: 'offered',
+      handshake: 'ok',
+      chain: peerChain(t, eff),
+      pkix: t.authorized ? { trusted: true } : { trusted: false, error: String(t.authorizationError ?? 'not trusted') },
+      ...(protocol ? { protocol } : {}),
+      ...(cipher ? { cipher: cipher.standardName ?? cipher.name } : {}),
     }
-    const closedEnd = (a: Extract<StartTlsAction, { type: 'close' }>): SessionEnd => {
-      const error = a.error ?? new SmtpTlsError('ERR_SMTP_PROTOCOL', `session with ${host}[${address}] closed`)
-      // The failures the policy engine judges (RFC 3207 §4, Postfix TLS_README): turn them into verdicts.
-      if (error.code === 'ERR_STARTTLS_NOT_OFFERED') return { kind: 'closed', error, facts: { starttls: 'not-offered' } }
-      if (error.code === 'ERR_STARTTLS_REFUSED') {
-        const r = a.reply
-        return { kind: 'closed', error, facts: { starttls: 'refused', ...(r ? { starttlsReply: `${r.code} ${r.lines.join(' ')}` } : {}) } }
-      }
-      if (error.code === 'ERR_TLS_HANDSHAKE') {
-        return { kind: 'closed', error, facts: { starttls: 'offered', handshake: 'failed', handshakeError: handshakeReason(error.cause) } }
-      }
-      return { kind: 'closed', error }
-    }
-    const upgrade = (sni: string) => {
-      channels.starttls.publish({ host, address, port: eff.port, servername: sni })
-      // RFC 3207 §4.2: nothing read in plaintext after the 220 may be used; the machine has checked
-      // what was already read, and from here on raw bytes belong to the TLS layer only.
-      raw.removeListener('data', onRawData)
-      raw.removeListener('end', onEnd)
-      raw.removeListener('close', onEnd)
-      raw.pause()
-      arm()
-      let t: TLSSocket
-      handshakeStarted = performance.now()
-      try {
-        t = tlsConnect(tlsOptions(eff, s, sni, raw))
-      } catch (e) {
-        feed({ type: 'tlsFailed', cause: e })
-        return
-      }
-      tls = t
-      onTls(t)
-    }
-    const onTls = (t: TLSSocket) => {
-      t.on('error', ignore)
-      t.on('error', onError)
-      t.once('secureConnect', () => {
-        if (settled) return
-        const chain = peerChain(t, eff)
-        const cipher = t.getCipher()
-        const protocol = t.getProtocol() ?? undefined
-        tlsFacts = {
-          starttls: 'offered',
-          handshake: 'ok',
-          chain,
-          pkix: t.authorized ? { trusted: true } : { trusted: false, error: String(t.authorizationError ?? 'not trusted') },
-          ...(protocol ? { protocol } : {}),
-          ...(cipher ? { cipher: cipher.standardName ?? cipher.name } : {}),
-        }
-        channels.handshake.publish({ host, address, port: eff.port, protocol, cipher: cipher?.name, authorized: t.authorized })
-        // RFC 3207 §4.1: judge the peer right after the handshake; QUIT at once when it falls short.
-        // Decided once: only REQUIRETLS (RFC 8689 §4.2.1) needs what the post-TLS EHLO adds.
-        const first = decide(eff, { ...tlsFacts, requireTlsAdvertised: true }, { now: s.now() })
-        firstVerdict = first
-        if (!first.deliver) {
-          t.write('QUIT\r\n')
-          finish({ kind: 'refused', verdict: first }, false)
-          transcript.push('> QUIT')
-          return
-        }
-        io = t
-        t.on('data', onTlsData)
-        t.on('end', onEnd)
-        t.on('close', onEnd)
-        if (protocol === 'TLSv1.3') afterFirstTicket(t, handshakeStarted, () => feed({ type: 'tlsEstablished' }))
-        else feed({ type: 'tlsEstablished' })
-      })
-    }
-    function onRawData(b: Buffer) {
-      feed({ type: 'data', bytes: b })
-    }
-    function onTlsData(b: Buffer) {
-      feed({ type: 'data', bytes: b })
-    }
-    function onEnd() {
-      feed({ type: 'eof' })
-    }
-    function onError(e: Error) {
-      if (settled) return
-      if (tls && !tlsFacts) {
-        feed({ type: 'tlsFailed', cause: e })
-        return
-      }
-      if (!machine.transcript.length) {
-        finish(
-          {
-            kind: 'closed',
-            error: new SmtpTlsError('ERR_CONNECT', `connect to ${host}[${address}]:${eff.port}: ${e.message}`, {
-              enhancedStatus: '4.4.1',
-              cause: e,
-            }),
-          },
-          false,
-        )
-        return
-      }
-      feed({ type: 'eof' })
-    }
-    function onAbort() {
-      finish({ kind: 'closed', error: new SmtpTlsError('ERR_ABORTED', 'aborted', { cause: s.signal?.reason }) }, false)
-    }
-    raw.on('data', onRawData)
-    raw.on('end', onEnd)
-    raw.on('close', onEnd)
-    raw.on('error', onError)
-    if (s.signal?.aborted) {
-      onAbort()
+    this.tlsFacts = facts
+    channels.handshake.publish({
+      host: this.host,
+      address: this.address,
+      port: eff.port,
+      protocol,
+      cipher: cipher?.name,
+      authorized: t.authorized,
+    })
+    // Decided once: only REQUIRETLS (RFC 8689 §4.2.1) needs what the post-TLS EHLO adds.
+    const first = decide(eff, { ...facts, requireTlsAdvertised: true }, { now: s.now() })
+    this.firstVerdict = first
+    if (!first.deliver) {
+      t.write('QUIT\r\n')
+      this.finish({ kind: 'refused', verdict: first }, false)
+      this.transcript.push('> QUIT')
       return
     }
-    s.signal?.addEventListener('abort', onAbort, { once: true })
-    // the connect timeout, then one per reply
-    arm()
-  })
+    this.io = t
+    t.on('data', this.onData)
+    t.on('end', this.onEnd)
+    t.on('close', this.onEnd)
+    if (protocol === 'TLSv1.3') afterFirstTicket(t, this.handshakeStarted, () => this.feed({ type: 'tlsEstablished' }))
+    else this.feed({ type: 'tlsEstablished' })
+  }
+
+  private finish(end: SessionEnd, keepOpen: boolean): void {
+    if (this.settled) return
+    this.settled = true
+    const { raw, tls } = this
+    if (this.timer) clearTimeout(this.timer)
+    this.s.signal?.removeEventListener('abort', this.onAbort)
+    this.transcript.length = 0
+    for (const line of this.machine.transcript) this.transcript.push(line)
+    for (const sock of tls ? [raw, tls] : [raw]) {
+      sock.removeListener('data', this.onData)
+      sock.removeListener('end', this.onEnd)
+      sock.removeListener('error', this.onError)
+      sock.removeListener('close', this.onEnd)
+    }
+    // The sockets keep their `ignore` error listeners for life (issue 10): a reset or a TLS alert
+    // after this point must not crash the process, whether we close them or the caller owns them.
+    if (!keepOpen) {
+      if (tls && !this.tlsFacts) {
+        // the handshake never completed: there is nobody to say goodbye to
+        tls.destroy()
+        raw.destroy()
+      } else {
+        const sock = tls ?? raw
+        sock.end()
+        setTimeout(() => {
+          sock.destroy()
+          raw.destroy()
+        }, 1000).unref()
+      }
+    }
+    this.resolve(end)
+  }
 }
 
 function outcomeOf(end: SessionEnd, eff: EffectivePolicy, s: Settings): { verdict?: Verdict; error?: SmtpTlsError } {
