@@ -1,0 +1,66 @@
+// Client certificates for the receiving-side tests: a private CA, a client certificate it issued,
+// the same key reissued in a second certificate, and an unknown self-signed client.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { makeCert, openssl, tempDir, type Issued } from './openssl.js'
+
+/** A new certificate for an existing key (same SubjectPublicKeyInfo, different certificate). */
+export function reissue(key: Issued, subject: string, issuer?: Issued): Issued {
+  const { dir, done } = tempDir()
+  try {
+    const k = join(dir, 'key.pem')
+    const c = join(dir, 'cert.pem')
+    writeFileSync(k, key.keyPem)
+    if (issuer === undefined) {
+      openssl(['req', '-x509', '-new', '-key', k, '-out', c, '-subj', subject, '-days', '30', '-config', reqConfig(dir)])
+    } else {
+      const csr = join(dir, 'req.csr')
+      openssl(['req', '-new', '-key', k, '-out', csr, '-subj', subject, '-config', reqConfig(dir)])
+      writeFileSync(join(dir, 'ik.pem'), issuer.keyPem)
+      writeFileSync(join(dir, 'ic.pem'), issuer.pem)
+      openssl([
+        'x509',
+        '-req',
+        '-in',
+        csr,
+        '-CA',
+        join(dir, 'ic.pem'),
+        '-CAkey',
+        join(dir, 'ik.pem'),
+        '-CAcreateserial',
+        '-out',
+        c,
+        '-days',
+        '30',
+      ])
+    }
+    const pem = readFileSync(c, 'utf8')
+    return { pem, der: new Uint8Array(openssl(['x509', '-in', c, '-outform', 'DER'])), keyPem: key.keyPem }
+  } finally {
+    done()
+  }
+}
+
+function reqConfig(dir: string): string {
+  const p = join(dir, 'req.cnf')
+  writeFileSync(p, '[req]\ndistinguished_name=dn\n[dn]\n')
+  return p
+}
+
+export interface ClientCertSet {
+  ca: Issued
+  /** issued by `ca`, listed in the table by certificate fingerprint */
+  known: Issued
+  /** `known`'s key in a new certificate: matches by public-key fingerprint only */
+  reissued: Issued
+  /** self-signed, in no table */
+  unknown: Issued
+}
+
+export function makeClientCerts(): ClientCertSet {
+  const ca = makeCert({ subject: '/CN=Lab Client CA', ca: true })
+  const known = makeCert({ subject: '/CN=client1.example', issuer: ca })
+  const reissued = reissue(known, '/CN=client1-reissued.example', ca)
+  const unknown = makeCert({ subject: '/CN=stranger.example' })
+  return { ca, known, reissued, unknown }
+}
