@@ -38,3 +38,5 @@ export type {
   TlsaLookupStatus,
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'
+export { CLIENT_CERTIFICATE_PROPERTY, clientCertificateFacts, clientCertificateOf, smtpServerClientCertificates } from './smtp-server.js'
+export type { ClientCertificateFacts, SmtpServerClientCertHooks, SmtpServerClientCertOptions } from './smtp-server.js'

@@ -2,6 +2,9 @@
 // the same key reissued in a second certificate, and an unknown self-signed client.
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { SMTPServer } from 'smtp-server'
+import { clientCertPermits, lookupClientCertificate, parseClientCertTable } from '../../src/index.js'
+import { clientCertificateOf, smtpServerClientCertificates, type ClientCertificateFacts } from '../../src/node/index.js'
 import { makeCert, openssl, tempDir, type Issued } from './openssl.js'
 
 /** A new certificate for an existing key (same SubjectPublicKeyInfo, different certificate). */
@@ -64,3 +67,50 @@ export function makeClientCerts(): ClientCertSet {
   const unknown = makeCert({ subject: '/CN=stranger.example' })
   return { ca, known, reissued, unknown }
 }
+
+/** The table both servers use: the known certificate by certificate and by public-key fingerprint. */
+export function clientTable(c: ClientCertSet): string {
+  const fps = lookupClientCertificate(parseClientCertTable(''), c.known.der).fingerprints
+  return `${fps.cert_fingerprint} client1\n${fps.pubkey_fingerprint} client1-key\n`
+}
+
+export interface Relay {
+  port: number
+  seen: (ClientCertificateFacts | undefined)[]
+  close(): Promise<void>
+}
+
+/** smtp-server relaying only for clients the table permits (relay_clientcerts semantics). */
+export async function startRelay(o: {
+  table: string
+  ca: string
+  implicit: boolean
+  serverCert: Issued
+  host?: string
+  port?: number
+}): Promise<Relay> {
+  const seen: (ClientCertificateFacts | undefined)[] = []
+  const server = new SMTPServer({
+    name: 'mx.test',
+    secure: o.implicit,
+    key: o.serverCert.keyPem,
+    cert: o.serverCert.pem,
+    authOptional: true,
+    disabledCommands: ['AUTH'],
+    logger: false,
+    ...smtpServerClientCertificates({ table: parseClientCertTable(o.table), ca: o.ca }),
+    onRcptTo(_address, session, cb) {
+      const facts = clientCertificateOf(session)
+      seen.push(facts)
+      if (clientCertPermits(facts?.lookup)) return cb()
+      cb(Object.assign(new Error('5.7.1 Relay access denied'), { responseCode: 554 }))
+    },
+  })
+  server.on('error', () => undefined)
+  await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.host ?? '127.0.0.1', () => resolve()))
+  const addr = server.server.address()
+  if (addr === null || typeof addr === 'string') throw new Error('no address')
+  return { port: addr.port, seen, close: () => new Promise<void>((r) => server.close(() => r())) }
+}
+
+export const COMMANDS = ['EHLO client.test', 'MAIL FROM:<a@client.test>', 'RCPT TO:<b@remote.example>', 'QUIT']

@@ -1,0 +1,90 @@
+// Reference SMTP clients run asynchronously (an in-process smtp-server must keep answering):
+// `openssl s_client` driven line by line, and `posttls-finger`.
+import { spawn } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Issued } from './openssl.js'
+
+export interface ClientRun {
+  /** the final line of every reply, in order */
+  replies: string[]
+  output: string
+}
+
+/**
+ * `openssl s_client` as an SMTP client: STARTTLS (`-starttls smtp`, s_client does the first EHLO)
+ * or implicit TLS. Sends each command after the previous reply; the last reply ends the run.
+ */
+export function opensslSmtp(o: {
+  host: string
+  port: number
+  implicit: boolean
+  /** client certificate and key, written to `dir` */
+  cert?: Issued
+  dir: string
+  commands: string[]
+  timeoutMs?: number
+}): Promise<ClientRun> {
+  const args = ['s_client', '-connect', `${o.host}:${o.port}`, '-crlf', '-quiet', '-nocommands', '-verify_quiet']
+  if (!o.implicit) args.push('-starttls', 'smtp', '-name', 'client.test')
+  if (o.cert) {
+    const f = join(o.dir, `client-${Math.random().toString(36).slice(2)}.pem`)
+    writeFileSync(f, o.cert.pem + o.cert.keyPem)
+    args.push('-cert', f, '-key', f)
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    let output = ''
+    let buf = ''
+    const replies: string[] = []
+    const queue = [...o.commands]
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`openssl s_client timed out; output:\n${output}`))
+    }, o.timeoutMs ?? 15_000)
+    const send = () => {
+      const c = queue.shift()
+      if (c === undefined) child.stdin.end()
+      else child.stdin.write(c + '\n')
+    }
+    child.stdin.on('error', () => undefined)
+    child.stderr.on('data', (d: Buffer) => (output += d.toString('latin1')))
+    child.stdout.on('data', (d: Buffer) => {
+      const s = d.toString('latin1')
+      output += s
+      buf += s
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '')
+        buf = buf.slice(nl + 1)
+        if (/^\d{3} /.test(line) || /^\d{3}$/.test(line)) {
+          replies.push(line)
+          send()
+        }
+      }
+    })
+    child.on('error', reject)
+    child.on('close', () => {
+      clearTimeout(timer)
+      resolve({ replies, output })
+    })
+    // STARTTLS: s_client already read the greeting and the first EHLO reply.
+    if (!o.implicit) send()
+  })
+}
+
+/** posttls-finger, asynchronously. */
+export function posttlsFingerAsync(args: string[], configDir: string, timeoutMs = 30_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('posttls-finger', args, { env: { ...process.env, MAIL_CONFIG: configDir }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.stdout.on('data', (d: Buffer) => (output += d.toString('latin1')))
+    child.stderr.on('data', (d: Buffer) => (output += d.toString('latin1')))
+    child.on('error', reject)
+    child.on('close', () => {
+      clearTimeout(timer)
+      resolve(output)
+    })
+  })
+}

@@ -1,0 +1,68 @@
+// smtpServerClientCertificates with smtp-server, STARTTLS and implicit TLS (port 465 style),
+// openssl s_client as the client: which certificate was presented, verified, matched.
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { clientCertificateOf, smtpServerClientCertificates } from '../../src/node/index.js'
+import { throwsCoded } from '../helpers/assert-coded.js'
+import { clientTable, COMMANDS, makeClientCerts, startRelay, type Relay } from '../helpers/clientcerts.js'
+import { makeCert, tempDir } from '../helpers/openssl.js'
+import { opensslSmtp } from '../helpers/smtp-clients.js'
+
+const certs = makeClientCerts()
+const serverCert = makeCert({ subject: '/CN=mx.test', dns: ['mx.test'] })
+const { dir, done } = tempDir()
+
+describe('smtpServerClientCertificates with smtp-server', () => {
+  const table = clientTable(certs)
+  after(done)
+
+  for (const implicit of [false, true]) {
+    describe(implicit ? 'implicit TLS (secure: true)' : 'STARTTLS', () => {
+      let relay: Relay
+      before(async () => (relay = await startRelay({ table, ca: certs.ca.pem, implicit, serverCert })))
+      after(() => relay.close())
+      const run = async (cert: (typeof certs)['known'] | undefined) => {
+        const r = await opensslSmtp({ host: '127.0.0.1', port: relay.port, implicit, dir, commands: COMMANDS, ...(cert ? { cert } : {}) })
+        const rcpt = r.replies[implicit ? 3 : 2]
+        return { rcpt, facts: relay.seen.at(-1) }
+      }
+      it('a listed certificate: presented, verified, matched by certificate fingerprint, relays', async () => {
+        const { rcpt, facts } = await run(certs.known)
+        assert.match(rcpt ?? '', /^250 /)
+        assert.equal(facts?.presented, true)
+        assert.equal(facts?.verified, true)
+        assert.equal(facts?.subjectCN, 'client1.example')
+        assert.equal(facts?.issuerCN, 'Lab Client CA')
+        assert.ok(facts?.lookup?.found)
+        assert.equal(facts.lookup.matched, 'cert_fingerprint')
+      })
+      it('the same key in a reissued certificate: matched by public-key fingerprint, relays', async () => {
+        const { rcpt, facts } = await run(certs.reissued)
+        assert.match(rcpt ?? '', /^250 /)
+        assert.ok(facts?.lookup?.found)
+        assert.equal(facts.lookup.matched, 'pubkey_fingerprint')
+        assert.equal(facts.verified, true)
+      })
+      it('an unknown self-signed certificate: presented, not verified, not found, refused', async () => {
+        const { rcpt, facts } = await run(certs.unknown)
+        assert.match(rcpt ?? '', /^554 /)
+        assert.equal(facts?.presented, true)
+        assert.equal(facts?.verified, false)
+        assert.ok(facts?.verifyError)
+        assert.equal(facts?.lookup?.found, false)
+      })
+      it('no certificate: requested, not presented, refused', async () => {
+        const { rcpt, facts } = await run(undefined)
+        assert.match(rcpt ?? '', /^554 /)
+        assert.deepEqual(facts, { requested: true, presented: false, verified: false })
+      })
+    })
+  }
+
+  it('bad options are coded errors', () => {
+    throwsCoded(() => smtpServerClientCertificates({ table: {} as never }), 'ERR_INVALID_ARGUMENT')
+    throwsCoded(() => smtpServerClientCertificates({ onSecure: 1 as never }), 'ERR_INVALID_ARGUMENT')
+    throwsCoded(() => smtpServerClientCertificates(null as never), 'ERR_INVALID_ARGUMENT')
+    throwsCoded(() => clientCertificateOf(null as never), 'ERR_INVALID_ARGUMENT')
+  })
+})
