@@ -88,6 +88,8 @@ export async function startRelay(o: {
   serverCert: Issued
   host?: string
   port?: number
+  /** refuse a client the table does not permit right after the handshake (a 554 greeting, for posttls-finger) */
+  refuseOnSecure?: boolean
 }): Promise<Relay> {
   const seen: (ClientCertificateFacts | undefined)[] = []
   const server = new SMTPServer({
@@ -98,7 +100,15 @@ export async function startRelay(o: {
     authOptional: true,
     disabledCommands: ['AUTH'],
     logger: false,
-    ...smtpServerClientCertificates({ table: parseClientCertTable(o.table), ca: o.ca }),
+    ...smtpServerClientCertificates({
+      table: parseClientCertTable(o.table),
+      ca: o.ca,
+      onSecure(_socket, session, cb) {
+        if (!o.refuseOnSecure || clientCertPermits(clientCertificateOf(session)?.lookup)) return cb()
+        seen.push(clientCertificateOf(session))
+        cb(Object.assign(new Error('5.7.1 Access denied'), { responseCode: 554 }))
+      },
+    }),
     onRcptTo(_address, session, cb) {
       const facts = clientCertificateOf(session)
       seen.push(facts)

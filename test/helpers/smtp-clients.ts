@@ -11,6 +11,11 @@ export interface ClientRun {
   output: string
 }
 
+/** The reply to RCPT TO in a run that ends with RCPT, QUIT: the one before the 221. */
+export function rcptReply(run: ClientRun): string | undefined {
+  return run.replies.at(-1)?.startsWith('221') === true ? run.replies.at(-2) : undefined
+}
+
 /**
  * `openssl s_client` as an SMTP client: STARTTLS (`-starttls smtp`, s_client does the first EHLO)
  * or implicit TLS. Sends each command after the previous reply; the last reply ends the run.
@@ -59,7 +64,7 @@ export function opensslSmtp(o: {
         buf = buf.slice(nl + 1)
         if (/^\d{3} /.test(line) || /^\d{3}$/.test(line)) {
           replies.push(line)
-          send()
+          if (o.implicit) send()
         }
       }
     })
@@ -68,8 +73,12 @@ export function opensslSmtp(o: {
       clearTimeout(timer)
       resolve({ replies, output })
     })
-    // STARTTLS: s_client already read the greeting and the first EHLO reply.
-    if (!o.implicit) send()
+    // STARTTLS: s_client already read the greeting and the first EHLO reply, and may print a
+    // leftover line of it; pipeline every command (RFC 2920: both servers offer PIPELINING).
+    if (!o.implicit) {
+      child.stdin.write(queue.splice(0).join('\n') + '\n')
+      child.stdin.end()
+    }
   })
 }
 

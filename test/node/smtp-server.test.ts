@@ -6,7 +6,7 @@ import { clientCertificateOf, smtpServerClientCertificates } from '../../src/nod
 import { throwsCoded } from '../helpers/assert-coded.js'
 import { clientTable, COMMANDS, makeClientCerts, startRelay, type Relay } from '../helpers/clientcerts.js'
 import { makeCert, tempDir } from '../helpers/openssl.js'
-import { opensslSmtp } from '../helpers/smtp-clients.js'
+import { opensslSmtp, rcptReply } from '../helpers/smtp-clients.js'
 
 const certs = makeClientCerts()
 const serverCert = makeCert({ subject: '/CN=mx.test', dns: ['mx.test'] })
@@ -23,7 +23,7 @@ describe('smtpServerClientCertificates with smtp-server', () => {
       after(() => relay.close())
       const run = async (cert: (typeof certs)['known'] | undefined) => {
         const r = await opensslSmtp({ host: '127.0.0.1', port: relay.port, implicit, dir, commands: COMMANDS, ...(cert ? { cert } : {}) })
-        const rcpt = r.replies[implicit ? 3 : 2]
+        const rcpt = rcptReply(r)
         return { rcpt, facts: relay.seen.at(-1) }
       }
       it('a listed certificate: presented, verified, matched by certificate fingerprint, relays', async () => {
