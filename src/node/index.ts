@@ -40,3 +40,5 @@ export type {
 export type { TlsaRecord } from '../tlsa/types.js'
 export { CLIENT_CERTIFICATE_PROPERTY, clientCertificateFacts, clientCertificateOf, smtpServerClientCertificates } from './smtp-server.js'
 export type { ClientCertificateFacts, SmtpServerClientCertHooks, SmtpServerClientCertOptions } from './smtp-server.js'
+export { tlsSessionFacts } from './tls-facts.js'
+export type { TlsSessionFactsOptions } from './tls-facts.js'
