@@ -42,3 +42,5 @@ export { CLIENT_CERTIFICATE_PROPERTY, clientCertificateFacts, clientCertificateO
 export type { ClientCertificateFacts, SmtpServerClientCertHooks, SmtpServerClientCertOptions } from './smtp-server.js'
 export { tlsSessionFacts } from './tls-facts.js'
 export type { TlsSessionFactsOptions } from './tls-facts.js'
+export { loadTrustStore } from './trust-store.js'
+export type { TrustStore, TrustStoreOptions, TrustStoreSource } from './trust-store.js'

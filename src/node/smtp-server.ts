@@ -7,6 +7,7 @@
  * and `rejectUnauthorized` to the TLS socket it creates for STARTTLS and, from 3.21.6, for implicit
  * TLS (`secure: true`, port 465) too; the tests check both paths (test/node/smtp-server.test.ts).
  */
+import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import {
   lookupClientCertificate,
@@ -44,7 +45,7 @@ export interface SmtpServerClientCertOptions extends ClientCertLookupOptions {
   /** CA certificates (PEM) that client certificates are verified against (Postfix `smtpd_tls_CAfile`); see `loadTrustStore`. */
   ca?: string | Buffer | readonly (string | Buffer)[]
   /** Your own `onSecure`, called after the facts are recorded (pass an error to refuse the session). */
-  onSecure?: (socket: TLSSocket, session: object, callback: (err?: Error | null) => void) => void
+  onSecure?: (socket: Socket, session: object, callback: (err?: Error | null) => void) => void
 }
 
 /** What to spread into `new SMTPServer({...})`. @public */
@@ -53,7 +54,8 @@ export interface SmtpServerClientCertHooks {
   /** Postfix asks for a certificate but does not require one (`smtpd_tls_req_ccert = no`). */
   rejectUnauthorized: false
   ca?: string | Buffer | (string | Buffer)[]
-  onSecure(socket: TLSSocket, session: object, callback: (err?: Error | null) => void): void
+  /** smtp-server passes the TLS socket (typed `net.Socket` there). */
+  onSecure(socket: Socket, session: object, callback: (err?: Error | null) => void): void
 }
 
 /** The property of the smtp-server session that holds {@link ClientCertificateFacts}. @public */
@@ -134,7 +136,9 @@ export function smtpServerClientCertificates(opts: SmtpServerClientCertOptions =
     onSecure(socket, session, callback) {
       let facts: ClientCertificateFacts
       try {
-        facts = clientCertificateFacts(socket, opts)
+        if (typeof (socket as Partial<TLSSocket>).getPeerCertificate !== 'function')
+          throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'onSecure was called with a socket that is not a TLS socket')
+        facts = clientCertificateFacts(socket as TLSSocket, opts)
       } catch (e) {
         callback(e as Error)
         return

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import type { TLSSocket } from 'node:tls'
 import { SMTPServer } from 'smtp-server'
 import { formatReceivedTlsClause } from '../../src/index.js'
 import { clientCertificateOf, smtpServerClientCertificates, tlsSessionFacts } from '../../src/node/index.js'
@@ -91,7 +92,7 @@ describe('Received TLS clause: Postfix smtpd and formatReceivedTlsClause agree',
         onSecure(socket, session, cb) {
           const record = () => {
             const cc = clientCertificateOf(session)
-            const facts = tlsSessionFacts(socket, { ecdhCurve: 'X25519', ...(cc ? { clientCertificate: cc } : {}) })
+            const facts = tlsSessionFacts(socket as TLSSocket, { ecdhCurve: 'X25519', ...(cc ? { clientCertificate: cc } : {}) })
             ;(session as unknown as { clause: string }).clause = formatReceivedTlsClause(facts, { newline: '\n' })
             cb()
           }

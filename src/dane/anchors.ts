@@ -1,0 +1,52 @@
+/**
+ * Trust anchors from a file (Postfix `tafile=`, `smtp_tls_trust_anchor_file`) as TLSA records, the
+ * way Postfix loads them (`src/tls/tls_dane.c` `tls_dane_load_trustfile`): every certificate or
+ * public key becomes a full-data (matching type 0) DANE-TA(2) record **and** a DANE-EE(3) record,
+ * selector 0 for a certificate and 1 for a public key ("We also allow the trust-anchors to directly
+ * match the leaf certificate or public key"). Anchors do not expire and may be intermediates.
+ */
+import { SmtpTlsError } from '../errors.js'
+import type { TlsaRecord } from '../tlsa/types.js'
+import { isSpkiDer, sliceCertificate } from '../x509/der.js'
+
+/** A trust anchor: a certificate (DER) or a bare public key (DER SubjectPublicKeyInfo). @public */
+export type TrustAnchor = { type: 'certificate'; der: Uint8Array } | { type: 'publicKey'; der: Uint8Array }
+
+/**
+ * The TLSA records Postfix derives from trust anchors: for each anchor `2 S 0 <data>` and
+ * `3 S 0 <data>` (S = 0 for a certificate, 1 for a public key), in that order.
+ *
+ * With these records, `verifyDane({ records, chain, names })` authenticates the chain as Postfix
+ * does at `verify`/`secure` with `tafile=`: a DANE-TA match checks the chain up to the anchor and
+ * the names (RFC 7672 §3.2.2 rules, applied by `verifyDane`); a DANE-EE match (the leaf itself
+ * is an anchor) skips the chain, so the caller must still check the names at those levels
+ * (`matchCertificateName`), since Postfix keeps name checks on for non-DANE levels.
+ *
+ * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for an anchor that is not a well-formed
+ * certificate or SubjectPublicKeyInfo.
+ * @public
+ */
+export function trustAnchorTlsaRecords(anchors: readonly TrustAnchor[]): TlsaRecord[] {
+  if (!Array.isArray(anchors)) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'anchors must be an array')
+  const out: TlsaRecord[] = []
+  anchors.forEach((a: TrustAnchor, i) => {
+    if (a === null || typeof a !== 'object' || !(a.der instanceof Uint8Array))
+      throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `anchor ${i + 1}: expected { type, der: Uint8Array }`)
+    let selector: number
+    if (a.type === 'certificate') {
+      try {
+        sliceCertificate(a.der)
+      } catch (e) {
+        throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `anchor ${i + 1}: not a certificate: ${(e as Error).message}`, { cause: e })
+      }
+      selector = 0
+    } else if (a.type === 'publicKey') {
+      if (!isSpkiDer(a.der)) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `anchor ${i + 1}: not a SubjectPublicKeyInfo`)
+      selector = 1
+    } else throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `anchor ${i + 1}: type must be "certificate" or "publicKey"`)
+    // Postfix tls_dane_load_trustfile: a DANE-TA and a DANE-EE record, full data (matching type 0)
+    out.push({ usage: 2, selector, matchingType: 0, data: a.der })
+    out.push({ usage: 3, selector, matchingType: 0, data: a.der })
+  })
+  return out
+}
