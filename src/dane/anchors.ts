@@ -8,6 +8,8 @@
 import { SmtpTlsError } from '../errors.js'
 import type { TlsaRecord } from '../tlsa/types.js'
 import { isSpkiDer, sliceCertificate } from '../x509/der.js'
+import { matchCertificateName } from '../x509/names.js'
+import { verifyDane, type DaneResult } from './verify.js'
 
 /** A trust anchor: a certificate (DER) or a bare public key (DER SubjectPublicKeyInfo). @public */
 export type TrustAnchor = { type: 'certificate'; der: Uint8Array } | { type: 'publicKey'; der: Uint8Array }
@@ -49,4 +51,36 @@ export function trustAnchorTlsaRecords(anchors: readonly TrustAnchor[]): TlsaRec
     out.push({ usage: 3, selector, matchingType: 0, data: a.der })
   })
   return out
+}
+
+/** Input of {@link verifyTrustAnchors}. @public */
+export interface TrustAnchorVerifyInput {
+  anchors: readonly TrustAnchor[]
+  /** DER, leaf first, as the server sent it. */
+  chain: readonly Uint8Array[]
+  /** Reference identifiers of the level (`secure`: the `match=` names, e.g. nexthop and dot-nexthop). */
+  names: readonly string[]
+  now?: Date
+}
+
+/**
+ * Authenticate a server chain with trust anchors as Postfix does at `verify`/`secure` with
+ * `tafile=` (only the anchors are trusted; the CA roots are not): `verifyDane` with
+ * {@link trustAnchorTlsaRecords}, and the name checks also for a DANE-EE match (Postfix keeps
+ * OpenSSL's name checks on outside the DANE levels).
+ * @public
+ */
+export function verifyTrustAnchors(input: TrustAnchorVerifyInput): DaneResult {
+  if (input === null || typeof input !== 'object') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'input must be an object')
+  const records = trustAnchorTlsaRecords(input.anchors)
+  if (records.length === 0) return { ok: false, code: 'ERR_DANE_NO_USABLE_RECORDS', detail: 'no trust anchors' }
+  const r = verifyDane({ records, chain: input.chain, names: input.names, ...(input.now !== undefined ? { now: input.now } : {}) })
+  if (r.ok && r.record.usage === 3 && matchCertificateName(input.chain[0]!, input.names) === undefined) {
+    return {
+      ok: false,
+      code: 'ERR_DANE_NAME_MISMATCH',
+      detail: `the leaf is a trust anchor but matches none of ${input.names.join(', ')}`,
+    }
+  }
+  return r
 }
