@@ -140,7 +140,8 @@ export function formatReceivedTlsClause(facts: TlsSessionFacts, opts: ReceivedCl
   checkFacts(facts)
   const nl = opts.newline ?? '\r\n'
   if (typeof nl !== 'string') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'newline must be a string')
-  const cont = nl === ' ' ? ' ' : `${nl}\t`
+  // folded: newline + tab, and the handshake lines keep Postfix's extra leading space; one line: one space
+  const cont = nl === ' ' ? '' : `${nl}\t`
   // Postfix smtpd.c: "\t(using %s with cipher %s (%d/%d bits)"
   let s = `(using ${facts.protocol} with cipher ${facts.cipher} (${facts.cipherBits}/${facts.cipherAlgBits} bits)`
   // Postfix: the rest of the handshake on one continuation line " key-exchange … server-signature …",
@@ -159,13 +160,14 @@ export function formatReceivedTlsClause(facts: TlsSessionFacts, opts: ReceivedCl
     if (cli.digest !== undefined && cli.digest.length > 0) s += ` client-digest ${cli.digest}`
   }
   s += ')'
+  const sep = cont === '' ? ' ' : cont
   const cc = facts.clientCertificate
   if (cc !== undefined && cc.presented) {
     const cn = commentSanitize(cc.subjectCN ?? '')
     const issuer = commentSanitize(cc.issuerCN ?? '')
-    s += `${cont}(Client CN "${cn}", Issuer "${issuer}" (${cc.verified === true ? 'verified OK' : 'not verified'}))`
-  } else if (cc !== undefined && cc.requested) s += `${cont}(Client did not present a certificate)`
-  else s += `${cont}(No client certificate requested)`
+    s += `${sep}(Client CN "${cn}", Issuer "${issuer}" (${cc.verified === true ? 'verified OK' : 'not verified'}))`
+  } else if (cc !== undefined && cc.requested) s += `${sep}(Client did not present a certificate)`
+  else s += `${sep}(No client certificate requested)`
   return s
 }
 

@@ -64,7 +64,7 @@ describe('formatReceivedTlsClause (Postfix smtpd_tls_received_header)', () => {
   it('newline " " gives one line', () => {
     assert.equal(
       formatReceivedTlsClause(base, { newline: ' ' }),
-      '(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)  key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256) (No client certificate requested)',
+      '(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256) (No client certificate requested)',
     )
   })
   it('CN text is sanitised as Postfix comment_sanitize does', () => {
