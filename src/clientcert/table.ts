@@ -46,7 +46,7 @@ export interface ClientCertTable {
 /** Which fingerprint an entry matched (Postfix ≥ 3.5 `search_order` names). @public */
 export type ClientCertMatchKind = 'cert_fingerprint' | 'pubkey_fingerprint'
 
-/** Options of {@link lookupClientCertificate}. @public */
+/** Options of `lookupClientCertificate`. @public */
 export interface ClientCertLookupOptions {
   /**
    * Order in which the two fingerprints are looked up; the first found wins. Default
@@ -64,7 +64,7 @@ export interface ClientCertFingerprints {
   pubkey_fingerprint: string
 }
 
-/** Result of {@link lookupClientCertificate}. @public */
+/** Result of `lookupClientCertificate`. @public */
 export type ClientCertLookupResult =
   | {
       found: true

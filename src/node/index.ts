@@ -44,3 +44,16 @@ export { tlsSessionFacts } from './tls-facts.js'
 export type { TlsSessionFactsOptions } from './tls-facts.js'
 export { loadTrustStore } from './trust-store.js'
 export type { TrustStore, TrustStoreOptions, TrustStoreSource } from './trust-store.js'
+export type {
+  ClientCertAction,
+  ClientCertEntry,
+  ClientCertFingerprints,
+  ClientCertLookupOptions,
+  ClientCertLookupResult,
+  ClientCertMatchKind,
+  ClientCertTable,
+} from '../clientcert/table.js'
+export type { ReceivedClientCertificate, TlsKeyExchangeFacts, TlsSessionFacts, TlsSignatureFacts } from '../received/clause.js'
+export type { PinDigest } from '../pin/fingerprint.js'
+export type { PolicyWarning } from '../policy/table.js'
+export type { TrustAnchor } from '../dane/anchors.js'
