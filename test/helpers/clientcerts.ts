@@ -3,7 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SMTPServer } from 'smtp-server'
-import { clientCertPermits, lookupClientCertificate, parseClientCertTable } from '../../src/index.js'
+import { clientCertPermits, lookupClientCertificate, parseClientCertTable, type ClientCertMatchKind } from '../../src/index.js'
 import { clientCertificateOf, smtpServerClientCertificates, type ClientCertificateFacts } from '../../src/node/index.js'
 import { makeCert, openssl, tempDir, type Issued } from './openssl.js'
 
@@ -90,7 +90,12 @@ export async function startRelay(o: {
   port?: number
   /** refuse a client the table does not permit right after the handshake (a 554 greeting, for posttls-finger) */
   refuseOnSecure?: boolean
+  /** default permit_tls_clientcerts (relay_clientcerts) */
+  restriction?: 'permit_tls_clientcerts' | 'check_ccert_access'
+  searchOrder?: ClientCertMatchKind[]
+  digest?: 'sha256' | 'sha1' | 'md5'
 }): Promise<Relay> {
+  const permits = (facts: ClientCertificateFacts | undefined) => clientCertPermits(facts?.lookup, o.restriction)
   const seen: (ClientCertificateFacts | undefined)[] = []
   const server = new SMTPServer({
     name: 'mx.test',
@@ -103,8 +108,10 @@ export async function startRelay(o: {
     ...smtpServerClientCertificates({
       table: parseClientCertTable(o.table),
       ca: o.ca,
+      ...(o.searchOrder ? { searchOrder: o.searchOrder } : {}),
+      ...(o.digest ? { digest: o.digest } : {}),
       onSecure(_socket, session, cb) {
-        if (!o.refuseOnSecure || clientCertPermits(clientCertificateOf(session)?.lookup)) return cb()
+        if (!o.refuseOnSecure || permits(clientCertificateOf(session))) return cb()
         seen.push(clientCertificateOf(session))
         cb(Object.assign(new Error('5.7.1 Access denied'), { responseCode: 554 }))
       },
@@ -112,7 +119,7 @@ export async function startRelay(o: {
     onRcptTo(_address, session, cb) {
       const facts = clientCertificateOf(session)
       seen.push(facts)
-      if (clientCertPermits(facts?.lookup)) return cb()
+      if (permits(facts)) return cb()
       cb(Object.assign(new Error('5.7.1 Relay access denied'), { responseCode: 554 }))
     },
   })
