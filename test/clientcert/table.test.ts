@@ -171,3 +171,22 @@ describe('lookupClientCertificate (Postfix tls_fprint.c fingerprints, smtpd_chec
     assert.equal(certificateFingerprint(certs.known.der), cert)
   })
 })
+
+describe('parseClientCertTable: properties (fast-check)', () => {
+  it('any fingerprint, in any case and with any value, is found by its normalised form', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(16, 20, 32, 64),
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        fc.boolean(),
+        fc.stringMatching(/^[A-Za-z0-9.][A-Za-z0-9. -]{0,20}$/),
+        (n, bytes, lower, value) => {
+          const fp = [...bytes.subarray(0, n)].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':')
+          const t = parseClientCertTable(`${lower ? fp.toLowerCase() : fp}\t${value}\n`)
+          assert.equal(t.entries.get(fp)?.value, value.replace(/\s+/g, ' ').trim())
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+})

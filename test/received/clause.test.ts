@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import fc from 'fast-check'
 import { formatReceivedTlsClause, receivedProtocol, type TlsSessionFacts } from '../../src/index.js'
 import { commentSanitize } from '../../src/received/clause.js'
 import { throwsCoded } from '../helpers/assert-coded.js'
@@ -97,5 +98,36 @@ describe('receivedProtocol (RFC 3848)', () => {
     assert.equal(receivedProtocol({ esmtp: true, tls: true, authenticated: true }), 'ESMTPSA')
     assert.equal(receivedProtocol({ esmtp: false, tls: true, authenticated: true }), 'SMTP')
     throwsCoded(() => receivedProtocol(null as never), 'ERR_INVALID_ARGUMENT')
+  })
+})
+
+describe('formatReceivedTlsClause: properties (fast-check)', () => {
+  it('any CN and issuer text: no line breaks besides the folding, parentheses balanced, the header cannot be broken', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 80 }),
+        fc.string({ unit: 'binary', maxLength: 80 }),
+        fc.boolean(),
+        (cn, issuer, verified) => {
+          const c = formatReceivedTlsClause(
+            { ...base, clientCertificate: { requested: true, presented: true, verified, subjectCN: cn, issuerCN: issuer } },
+            { newline: '\n' },
+          )
+          const lines = c.split('\n')
+          assert.equal(lines.length, 3)
+          assert.ok(lines.slice(1).every((l) => l.startsWith('\t')))
+          assert.ok(/^[\x20-\x7e\t]*$/.test(lines.join('')))
+          const last = lines[2]!
+          let depth = 0
+          for (const ch of last) {
+            if (ch === '(') depth++
+            else if (ch === ')') depth--
+            assert.ok(depth >= 0)
+          }
+          assert.equal(depth, 0)
+        },
+      ),
+      { numRuns: 300 },
+    )
   })
 })
