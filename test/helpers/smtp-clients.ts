@@ -1,6 +1,7 @@
 // Reference SMTP clients run asynchronously (an in-process smtp-server must keep answering):
 // `openssl s_client` driven line by line, and `posttls-finger`.
 import { spawn } from 'node:child_process'
+import { connect as netConnect } from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Issued } from './openssl.js'
@@ -94,6 +95,50 @@ export function posttlsFingerAsync(args: string[], configDir: string, timeoutMs 
     child.on('close', () => {
       clearTimeout(timer)
       resolve(output)
+    })
+  })
+}
+
+/** A plaintext SMTP client: sends each command after the previous reply (the greeting first). */
+export function plainSmtp(o: { host: string; port: number; commands: string[]; timeoutMs?: number }): Promise<ClientRun> {
+  return new Promise((resolve, reject) => {
+    const s = netConnect(o.port, o.host)
+    const replies: string[] = []
+    const queue = [...o.commands]
+    let output = ''
+    let buf = ''
+    const timer = setTimeout(() => {
+      s.destroy()
+      reject(new Error(`SMTP client timed out; output:\n${output}`))
+    }, o.timeoutMs ?? 15_000)
+    s.on('error', (e) => {
+      clearTimeout(timer)
+      reject(e)
+    })
+    s.on('data', (d: Buffer) => {
+      const t = d.toString('latin1')
+      output += t
+      buf += t
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '')
+        buf = buf.slice(nl + 1)
+        if (/^\d{3}( |$)/.test(line)) {
+          replies.push(line)
+          // DATA content goes out in one piece after the 354
+          const c = queue.shift()
+          if (c === undefined) s.end()
+          else if (line.startsWith('354')) {
+            const end = queue.indexOf('.')
+            const body = [c, ...queue.splice(0, end + 1)]
+            s.write(body.join('\r\n') + '\r\n')
+          } else s.write(c + '\r\n')
+        }
+      }
+    })
+    s.on('close', () => {
+      clearTimeout(timer)
+      resolve({ replies, output })
     })
   })
 }
