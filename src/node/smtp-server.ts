@@ -4,7 +4,7 @@
  * (`smtpd_tls_ask_ccert`, `relay_clientcerts`, `check_ccert_access`).
  *
  * The options returned are spread into `new SMTPServer({...})`. smtp-server passes `requestCert`
- * and `rejectUnauthorized` to the TLS socket it creates for STARTTLS and, from 3.21.6, for implicit
+ * and `rejectUnauthorized` to the TLS socket it creates for STARTTLS and, from 3.19.23, for implicit
  * TLS (`secure: true`, port 465) too; the tests check both paths (test/node/smtp-server.test.ts).
  */
 import type { Socket } from 'node:net'
@@ -21,7 +21,10 @@ import { readCommonNames } from '../x509/extensions.js'
 
 /** What the server learnt about the client certificate of a session. @public */
 export interface ClientCertificateFacts {
-  /** A certificate was asked for (always true with this helper: Postfix `smtpd_tls_ask_ccert = yes`). */
+  /**
+   * A certificate was asked for (Postfix `smtpd_tls_ask_ccert = yes`). False only when the TLS
+   * socket was created without `requestCert` (smtp-server before 3.19.23 on implicit TLS).
+   */
   requested: boolean
   /** The client presented a certificate. */
   presented: boolean
@@ -82,10 +85,13 @@ function verification(socket: TLSSocket): { verified: boolean; error?: string } 
 
 /** Gather the client-certificate facts of an established server-side TLS socket. @public */
 export function clientCertificateFacts(socket: TLSSocket, opts: SmtpServerClientCertOptions = {}): ClientCertificateFacts {
+  // smtp-server before 3.19.23 did not pass requestCert to the socket of an implicit-TLS
+  // connection: Node then records _requestCert = false, and no certificate was asked for.
+  const requested = (socket as unknown as { _requestCert?: boolean })._requestCert !== false
   const peer = socket.getPeerCertificate(false) as { raw?: Buffer } | null
-  if (peer === null || peer.raw === undefined || peer.raw.length === 0) return { requested: true, presented: false, verified: false }
+  if (peer === null || peer.raw === undefined || peer.raw.length === 0) return { requested, presented: false, verified: false }
   const der = new Uint8Array(peer.raw)
-  const facts: ClientCertificateFacts = { requested: true, presented: true, verified: false, certificate: der }
+  const facts: ClientCertificateFacts = { requested, presented: true, verified: false, certificate: der }
   const v = verification(socket)
   facts.verified = v.verified
   if (v.error !== undefined) facts.verifyError = v.error

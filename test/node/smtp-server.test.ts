@@ -1,8 +1,9 @@
 // smtpServerClientCertificates with smtp-server, STARTTLS and implicit TLS (port 465 style),
 // openssl s_client as the client: which certificate was presented, verified, matched.
 import assert from 'node:assert/strict'
+import tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
-import { clientCertificateOf, smtpServerClientCertificates } from '../../src/node/index.js'
+import { clientCertificateFacts, clientCertificateOf, smtpServerClientCertificates } from '../../src/node/index.js'
 import { throwsCoded } from '../helpers/assert-coded.js'
 import { clientTable, COMMANDS, makeClientCerts, startRelay, type Relay } from '../helpers/clientcerts.js'
 import { makeCert, tempDir } from '../helpers/openssl.js'
@@ -58,6 +59,27 @@ describe('smtpServerClientCertificates with smtp-server', () => {
       })
     })
   }
+
+  it('a TLS socket made without requestCert (smtp-server < 3.19.23 on implicit TLS) is recorded as not requested', async () => {
+    const server = tls.createServer({ key: serverCert.keyPem, cert: serverCert.pem }, (sock) => {
+      sock.on('error', () => undefined)
+      facts.push(clientCertificateFacts(sock))
+      sock.end()
+    })
+    const facts: ReturnType<typeof clientCertificateFacts>[] = []
+    server.on('error', () => undefined)
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    const port = (server.address() as { port: number }).port
+    await new Promise<void>((resolve, reject) => {
+      const c = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, cert: certs.known.pem, key: certs.known.keyPem }, () =>
+        c.resume(),
+      )
+      c.on('close', () => resolve())
+      c.on('error', reject)
+    })
+    await new Promise<void>((r) => server.close(() => r()))
+    assert.deepEqual(facts, [{ requested: false, presented: false, verified: false }])
+  })
 
   it('bad options are coded errors', () => {
     throwsCoded(() => smtpServerClientCertificates({ table: {} as never }), 'ERR_INVALID_ARGUMENT')
