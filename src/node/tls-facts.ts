@@ -77,18 +77,19 @@ export function signatureOf(certDer: Uint8Array | undefined, shared: readonly st
     const s = shared.find((x) => re.test(x))
     return s?.split('+')[1]
   }
-  if (type === 'rsa' || type === 'rsa-pss') {
-    const pss = first(/^RSA-PSS\+/)
-    const bits = d.modulusLength
-    if (type === 'rsa-pss' || tls13 || pss !== undefined) {
-      const r: TlsSignatureFacts = { name: 'RSA-PSS' }
-      if (bits !== undefined) r.bits = bits
-      if (pss !== undefined) r.digest = pss
-      return r
-    }
-    const r: TlsSignatureFacts = { name: 'RSA' }
-    if (bits !== undefined) r.bits = bits
-    const dg = first(/^RSA\+/)
+  // Postfix tls_misc.c tls_get_signature_params: any RSA key is "RSA-PSS" with its bits (TLS 1.3
+  // mandates PSS), EC is "ECDSA" with the curve, anything else OpenSSL's short name without bits;
+  // the digest is the one signed with (none for EdDSA).
+  if (type === 'rsa') {
+    const r: TlsSignatureFacts = { name: tls13 || first(/^RSA-PSS\+/) !== undefined ? 'RSA-PSS' : 'RSA' }
+    if (d.modulusLength !== undefined) r.bits = d.modulusLength
+    const dg = r.name === 'RSA-PSS' ? first(/^RSA-PSS\+/) : first(/^RSA\+/)
+    if (dg !== undefined) r.digest = dg
+    return r
+  }
+  if (type === 'rsa-pss') {
+    const r: TlsSignatureFacts = { name: 'RSASSA-PSS' }
+    const dg = first(/^RSA-PSS\+/)
     if (dg !== undefined) r.digest = dg
     return r
   }
@@ -99,9 +100,8 @@ export function signatureOf(certDer: Uint8Array | undefined, shared: readonly st
     if (dg !== undefined) r.digest = dg
     return r
   }
-  // EdDSA has no separate digest; OpenSSL's EVP_PKEY_bits is 253 / 456.
-  if (type === 'ed25519') return { name: 'ED25519', bits: 253 }
-  if (type === 'ed448') return { name: 'ED448', bits: 456 }
+  if (type === 'ed25519') return { name: 'ED25519' }
+  if (type === 'ed448') return { name: 'ED448' }
   return undefined
 }
 

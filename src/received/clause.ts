@@ -17,11 +17,11 @@ import { SmtpTlsError } from '../errors.js'
 
 /** A signature made in the handshake (Postfix `srvr_sig_*`, `clnt_sig_*`). @public */
 export interface TlsSignatureFacts {
-  /** `RSA-PSS`, `RSA`, `ECDSA`, `ED25519`, `ED448`. */
+  /** Postfix's names: `RSA-PSS` (any RSA key: TLS 1.3 mandates PSS), `ECDSA`, else OpenSSL's short name (`ED25519`, `ED448`, `RSASSA-PSS`). */
   name: string
   /** EC curve (OpenSSL short name, e.g. `prime256v1`); printed instead of `bits` when set. */
   curve?: string
-  /** Key size in bits. */
+  /** Key size in bits (Postfix reports it for RSA keys only). */
   bits?: number
   /** Digest, e.g. `SHA256` (none for EdDSA). */
   digest?: string
@@ -122,8 +122,8 @@ function checkFacts(f: TlsSessionFacts): void {
 
 /**
  * The TLS clause of a `Received:` header, field for field as Postfix's smtpd writes it
- * (`smtpd_tls_received_header = yes`): the `(using …)` comment with key exchange and signatures,
- * then the client-certificate comment. The result has no leading tab; continuation lines start
+ * (`smtpd_tls_received_header = yes`): the `(using …)` comment with key exchange and signatures
+ * (TLS 1.3 only, as in Postfix), then the client-certificate comment. The result has no leading tab; continuation lines start
  * with a tab. Put it after `Received: from … (… […])` + newline + tab.
  *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for malformed facts.
@@ -144,17 +144,20 @@ export function formatReceivedTlsClause(facts: TlsSessionFacts, opts: ReceivedCl
   const cont = nl === ' ' ? '' : `${nl}\t`
   // Postfix smtpd.c: "\t(using %s with cipher %s (%d/%d bits)"
   let s = `(using ${facts.protocol} with cipher ${facts.cipher} (${facts.cipherBits}/${facts.cipherAlgBits} bits)`
+  // Postfix tls_misc.c tls_get_signature_params ("TLS 1.3 signature details") returns early below
+  // TLS 1.3: key exchange and signatures are reported for TLS 1.3 only.
+  const tls13 = facts.protocol === 'TLSv1.3'
   // Postfix: the rest of the handshake on one continuation line " key-exchange … server-signature …",
   // the client signature on another.
   const kexLine: string[] = []
-  if (facts.keyExchange !== undefined && facts.keyExchange.name.length > 0) kexLine.push(part('key-exchange', facts.keyExchange))
-  const srv = facts.serverSignature
+  if (tls13 && facts.keyExchange !== undefined && facts.keyExchange.name.length > 0) kexLine.push(part('key-exchange', facts.keyExchange))
+  const srv = tls13 ? facts.serverSignature : undefined
   if (srv !== undefined && srv.name.length > 0) {
     kexLine.push(part('server-signature', srv))
     if (srv.digest !== undefined && srv.digest.length > 0) kexLine.push(`server-digest ${srv.digest}`)
   }
   if (kexLine.length > 0) s += `${cont} ${kexLine.join(' ')}`
-  const cli = facts.clientSignature
+  const cli = tls13 ? facts.clientSignature : undefined
   if (cli !== undefined && cli.name.length > 0) {
     s += `${cont} ${part('client-signature', cli)}`
     if (cli.digest !== undefined && cli.digest.length > 0) s += ` client-digest ${cli.digest}`

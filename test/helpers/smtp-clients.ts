@@ -29,10 +29,13 @@ export function opensslSmtp(o: {
   cert?: Issued
   dir: string
   commands: string[]
+  /** more s_client arguments, e.g. ['-tls1_2'] */
+  args?: string[]
   timeoutMs?: number
 }): Promise<ClientRun> {
   const args = ['s_client', '-connect', `${o.host}:${o.port}`, '-crlf', '-quiet', '-nocommands', '-verify_quiet']
   if (!o.implicit) args.push('-starttls', 'smtp', '-name', 'client.test')
+  args.push(...(o.args ?? []))
   if (o.cert) {
     const f = join(o.dir, `client-${Math.random().toString(36).slice(2)}.pem`)
     writeFileSync(f, o.cert.pem + o.cert.keyPem)

@@ -149,4 +149,31 @@ describe('Received TLS clause: Postfix smtpd and formatReceivedTlsClause agree',
       })
     }
   }
+
+  // TLS 1.2, certificate requested, the CA-issued RSA client: Postfix reports key exchange and
+  // signatures for TLS 1.3 only. The client fixes the cipher (the two servers prefer different ones).
+  it('TLS 1.2, an RSA certificate from the CA', async () => {
+    const tag = 'tls12'
+    for (const host of ['127.0.97.4', '127.0.98.4']) {
+      const r = await opensslSmtp({
+        host,
+        port: 25,
+        implicit: false,
+        dir,
+        commands: message(tag),
+        cert: clients[2]![1]!,
+        args: ['-tls1_2', '-cipher', 'ECDHE-RSA-AES256-GCM-SHA384'],
+      })
+      assert.ok(
+        r.replies.some((l) => l.startsWith('250') && /queued|Accepted|OK/i.test(l)),
+        `${host}: ${r.output}`,
+      )
+    }
+    const theirs = postfixClause(lab, tag)
+    assert.equal(
+      theirs,
+      '(using TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits))\n\t(Client CN "relay (east)", Issuer "Lab Client CA" (verified OK))',
+    )
+    assert.equal(ours.get(tag), theirs)
+  })
 })

@@ -90,7 +90,7 @@ describe('tlsSessionFacts', () => {
   })
   it('Ed25519 server key', async () => {
     const { client } = await session({ server: 'ed25519' })
-    assert.deepEqual(client.serverSignature, { name: 'ED25519', bits: 253 })
+    assert.deepEqual(client.serverSignature, { name: 'ED25519' })
   })
   it('a socket without a finished handshake is a coded error', () => {
     throwsCoded(() => tlsSessionFacts(null as never), 'ERR_INVALID_ARGUMENT')

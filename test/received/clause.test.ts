@@ -36,17 +36,28 @@ const vectors: [name: string, facts: TlsSessionFacts, clause: string][] = [
     '(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n\t key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256\n\t client-signature ECDSA (prime256v1) client-digest SHA256)\n\t(Client CN "client.example", Issuer "client.example" (not verified))',
   ],
   [
-    'verified OK; DHE key exchange with bits',
+    'verified OK; DHE key exchange with bits (TLS 1.3 ffdhe group)',
     {
       ...base,
-      protocol: 'TLSv1.2',
-      cipher: 'DHE-RSA-AES128-GCM-SHA256',
+      cipher: 'TLS_AES_128_GCM_SHA256',
       cipherBits: 128,
       cipherAlgBits: 128,
       keyExchange: { name: 'DHE', bits: 2048 },
+      serverSignature: { name: 'ED25519' },
       clientCertificate: { requested: true, presented: true, verified: true, subjectCN: 'c', issuerCN: 'CA' },
     },
-    '(using TLSv1.2 with cipher DHE-RSA-AES128-GCM-SHA256 (128/128 bits)\n\t key-exchange DHE (2048 bits) server-signature RSA-PSS (2048 bits) server-digest SHA256)\n\t(Client CN "c", Issuer "CA" (verified OK))',
+    '(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256 (128/128 bits)\n\t key-exchange DHE (2048 bits) server-signature ED25519)\n\t(Client CN "c", Issuer "CA" (verified OK))',
+  ],
+  [
+    'TLS 1.2: Postfix reports no key exchange or signatures below TLS 1.3',
+    {
+      ...base,
+      protocol: 'TLSv1.2',
+      cipher: 'ECDHE-RSA-AES256-GCM-SHA384',
+      clientSignature: { name: 'ECDSA', curve: 'prime256v1', digest: 'SHA256' },
+      clientCertificate: { requested: true, presented: true, verified: true, subjectCN: 'c', issuerCN: 'CA' },
+    },
+    '(using TLSv1.2 with cipher ECDHE-RSA-AES256-GCM-SHA384 (256/256 bits))\n\t(Client CN "c", Issuer "CA" (verified OK))',
   ],
   [
     'no key exchange or signature known: the using comment alone',
