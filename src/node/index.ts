@@ -38,7 +38,14 @@ export type {
   TlsaLookupStatus,
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'
-export { CLIENT_CERTIFICATE_PROPERTY, clientCertificateFacts, clientCertificateOf, smtpServerClientCertificates } from './smtp-server.js'
+export {
+  CLIENT_CERTIFICATE_PROPERTY,
+  clientCertificateFacts,
+  clientCertificateOf,
+  smtpServerClientCertificates,
+  TLS_SESSION_FACTS_PROPERTY,
+  tlsSessionFactsOf,
+} from './smtp-server.js'
 export type { ClientCertificateFacts, SmtpServerClientCertHooks, SmtpServerClientCertOptions } from './smtp-server.js'
 export { tlsSessionFacts } from './tls-facts.js'
 export type { TlsSessionFactsOptions } from './tls-facts.js'

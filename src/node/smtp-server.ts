@@ -16,6 +16,8 @@ import {
   type ClientCertTable,
 } from '../clientcert/table.js'
 import { SmtpTlsError } from '../errors.js'
+import type { TlsSessionFacts } from '../received/clause.js'
+import { tlsSessionFacts, type TlsSessionFactsOptions } from './tls-facts.js'
 import { sliceCertificate } from '../x509/der.js'
 import { readCommonNames } from '../x509/extensions.js'
 
@@ -47,6 +49,11 @@ export interface SmtpServerClientCertOptions extends ClientCertLookupOptions {
   table?: ClientCertTable
   /** CA certificates (PEM) that client certificates are verified against (Postfix `smtpd_tls_CAfile`); see `loadTrustStore`. */
   ca?: string | Buffer | readonly (string | Buffer)[]
+  /**
+   * The `ecdhCurve` the server was given, so that the recorded TLS facts can name the key exchange
+   * (Node cannot tell a server which group was negotiated unless it offered one).
+   */
+  ecdhCurve?: string
   /** Your own `onSecure`, called after the facts are recorded (pass an error to refuse the session). */
   onSecure?: (socket: Socket, session: object, callback: (err?: Error | null) => void) => void
 }
@@ -63,6 +70,19 @@ export interface SmtpServerClientCertHooks {
 
 /** The property of the smtp-server session that holds {@link ClientCertificateFacts}. @public */
 export const CLIENT_CERTIFICATE_PROPERTY = 'clientCertificate'
+
+/** The property of the smtp-server session that holds the session's `TlsSessionFacts`. @public */
+export const TLS_SESSION_FACTS_PROPERTY = 'tlsSessionFacts'
+
+/**
+ * Read the TLS facts recorded by {@link smtpServerClientCertificates} (`session.tlsSessionFacts`),
+ * ready for `formatReceivedTlsClause`. Undefined before TLS.
+ * @public
+ */
+export function tlsSessionFactsOf(session: object): TlsSessionFacts | undefined {
+  if (session === null || typeof session !== 'object') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'session must be an object')
+  return (session as Record<string, unknown>)[TLS_SESSION_FACTS_PROPERTY] as TlsSessionFacts | undefined
+}
 
 /** Read the facts recorded by {@link smtpServerClientCertificates} (`session.clientCertificate`). @public */
 export function clientCertificateOf(session: object): ClientCertificateFacts | undefined {
@@ -117,7 +137,8 @@ export function clientCertificateFacts(socket: TLSSocket, opts: SmtpServerClient
 /**
  * Options for `smtp-server` that ask every TLS client for a certificate (Postfix
  * `smtpd_tls_ask_ccert = yes`), verify it against `ca` without requiring it, look it up in `table`,
- * and record the result as `session.clientCertificate` ({@link clientCertificateOf}).
+ * and record the result as `session.clientCertificate` ({@link clientCertificateOf}), and the TLS
+ * facts for the `Received:` clause as `session.tlsSessionFacts` ({@link tlsSessionFactsOf}).
  *
  * @example
  * ```ts
@@ -134,6 +155,8 @@ export function smtpServerClientCertificates(opts: SmtpServerClientCertOptions =
   if (opts === null || typeof opts !== 'object') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'options must be an object')
   if (opts.table !== undefined && (opts.table === null || !(opts.table.entries instanceof Map)))
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'table must come from parseClientCertTable')
+  if (opts.ecdhCurve !== undefined && typeof opts.ecdhCurve !== 'string')
+    throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'ecdhCurve must be a string')
   if (opts.onSecure !== undefined && typeof opts.onSecure !== 'function')
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'onSecure must be a function')
   const hooks: SmtpServerClientCertHooks = {
@@ -150,6 +173,14 @@ export function smtpServerClientCertificates(opts: SmtpServerClientCertOptions =
         return
       }
       ;(session as Record<string, unknown>)[CLIENT_CERTIFICATE_PROPERTY] = facts
+      try {
+        const o: TlsSessionFactsOptions = { role: 'server', clientCertificate: facts }
+        if (opts.ecdhCurve !== undefined) o.ecdhCurve = opts.ecdhCurve
+        ;(session as Record<string, unknown>)[TLS_SESSION_FACTS_PROPERTY] = tlsSessionFacts(socket as TLSSocket, o)
+      } catch (e) {
+        callback(e as Error)
+        return
+      }
       if (opts.onSecure !== undefined) opts.onSecure(socket, session, callback)
       else callback()
     },

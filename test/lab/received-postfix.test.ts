@@ -9,10 +9,11 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { SMTPServer } from 'smtp-server'
 import { formatReceivedTlsClause } from '../../src/index.js'
-import { clientCertificateOf, smtpServerClientCertificates, tlsSessionFacts } from '../../src/node/index.js'
+import { smtpServerClientCertificates, tlsSessionFacts, tlsSessionFactsOf } from '../../src/node/index.js'
 import { makeCert, tempDir, type Issued } from '../helpers/openssl.js'
 import { opensslSmtp } from '../helpers/smtp-clients.js'
 import { startPostfixLab, type PostfixLab } from './postfix.js'
@@ -78,7 +79,23 @@ describe('Received TLS clause: Postfix smtpd and formatReceivedTlsClause agree',
       ['127.0.98.4', true],
       ['127.0.98.5', false],
     ] as const) {
-      const hooks = ask ? smtpServerClientCertificates({ ca: ca.pem }) : undefined
+      // asking: the helper records the TLS facts (tlsSessionFactsOf); not asking: tlsSessionFacts directly
+      const hooks = ask
+        ? smtpServerClientCertificates({
+            ca: ca.pem,
+            ecdhCurve: 'X25519',
+            onSecure(_socket, session, cb) {
+              ;(session as unknown as { clause: string }).clause = formatReceivedTlsClause(tlsSessionFactsOf(session)!, { newline: '\n' })
+              cb()
+            },
+          })
+        : {
+            onSecure(socket: Socket, session: object, cb: (err?: Error | null) => void) {
+              const facts = tlsSessionFacts(socket as TLSSocket, { ecdhCurve: 'X25519' })
+              ;(session as unknown as { clause: string }).clause = formatReceivedTlsClause(facts, { newline: '\n' })
+              cb()
+            },
+          }
       const server = new SMTPServer({
         name: 'mx.lab.test',
         key: serverCert.keyPem,
@@ -88,17 +105,7 @@ describe('Received TLS clause: Postfix smtpd and formatReceivedTlsClause agree',
         authOptional: true,
         disabledCommands: ['AUTH'],
         logger: false,
-        ...(hooks ?? {}),
-        onSecure(socket, session, cb) {
-          const record = () => {
-            const cc = clientCertificateOf(session)
-            const facts = tlsSessionFacts(socket as TLSSocket, { ecdhCurve: 'X25519', ...(cc ? { clientCertificate: cc } : {}) })
-            ;(session as unknown as { clause: string }).clause = formatReceivedTlsClause(facts, { newline: '\n' })
-            cb()
-          }
-          if (hooks) hooks.onSecure(socket, session, (err) => (err ? cb(err) : record()))
-          else record()
-        },
+        ...hooks,
         onData(stream, session, cb) {
           let text = ''
           stream.on('data', (d: Buffer) => (text += d.toString('latin1')))

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
-import { clientCertificateFacts, clientCertificateOf, smtpServerClientCertificates } from '../../src/node/index.js'
+import { clientCertificateFacts, clientCertificateOf, smtpServerClientCertificates, tlsSessionFactsOf } from '../../src/node/index.js'
 import { throwsCoded } from '../helpers/assert-coded.js'
 import { clientTable, COMMANDS, makeClientCerts, startRelay, type Relay } from '../helpers/clientcerts.js'
 import { makeCert, tempDir } from '../helpers/openssl.js'
@@ -81,10 +81,48 @@ describe('smtpServerClientCertificates with smtp-server', () => {
     assert.deepEqual(facts, [{ requested: false, presented: false, verified: false }])
   })
 
+  it('the TLS facts for the Received clause are recorded on the session (tlsSessionFactsOf)', async () => {
+    let facts: unknown
+    const { SMTPServer } = await import('smtp-server')
+    const server = new SMTPServer({
+      key: serverCert.keyPem,
+      cert: serverCert.pem,
+      ecdhCurve: 'X25519',
+      logger: false,
+      authOptional: true,
+      ...smtpServerClientCertificates({
+        ecdhCurve: 'X25519',
+        onSecure(_s, session, cb) {
+          facts = tlsSessionFactsOf(session)
+          cb()
+        },
+      }),
+    })
+    server.on('error', () => undefined)
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
+    const port = (server.server.address() as { port: number }).port
+    await opensslSmtp({ host: '127.0.0.1', port, implicit: false, dir, commands: ['EHLO client.test', 'QUIT'], cert: certs.known })
+    await new Promise<void>((r) => server.close(() => r()))
+    const { clientCertificate, ...rest } = facts as { clientCertificate?: { presented: boolean; subjectCN?: string } }
+    assert.equal(clientCertificate?.presented, true)
+    assert.equal(clientCertificate?.subjectCN, 'client1.example')
+    assert.deepEqual(rest, {
+      protocol: 'TLSv1.3',
+      cipher: 'TLS_AES_256_GCM_SHA384',
+      cipherBits: 256,
+      cipherAlgBits: 256,
+      keyExchange: { name: 'X25519' },
+      serverSignature: { name: 'ECDSA', curve: 'prime256v1', digest: 'SHA256' },
+      clientSignature: { name: 'ECDSA', curve: 'prime256v1', digest: 'SHA256' },
+    })
+  })
+
   it('bad options are coded errors', () => {
     throwsCoded(() => smtpServerClientCertificates({ table: {} as never }), 'ERR_INVALID_ARGUMENT')
     throwsCoded(() => smtpServerClientCertificates({ onSecure: 1 as never }), 'ERR_INVALID_ARGUMENT')
     throwsCoded(() => smtpServerClientCertificates(null as never), 'ERR_INVALID_ARGUMENT')
     throwsCoded(() => clientCertificateOf(null as never), 'ERR_INVALID_ARGUMENT')
+    throwsCoded(() => tlsSessionFactsOf(null as never), 'ERR_INVALID_ARGUMENT')
+    throwsCoded(() => smtpServerClientCertificates({ ecdhCurve: 1 as never }), 'ERR_INVALID_ARGUMENT')
   })
 })
