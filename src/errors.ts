@@ -71,6 +71,8 @@ export type ErrorCode =
   | 'ERR_TLSRPT_SYNTAX'
   // REQUIRETLS (RFC 8689)
   | 'ERR_REQUIRETLS'
+  // trust stores (CAfile, CApath, tafile; adapters)
+  | 'ERR_TRUST_STORE'
   // caller's options
   | 'ERR_INVALID_ARGUMENT'
 

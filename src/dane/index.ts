@@ -15,3 +15,5 @@
 export { verifyDane } from './verify.js'
 export type { DaneAnchorSource, DaneFailure, DaneFailureCode, DaneResult, DaneSuccess, DaneUsageName, DaneVerifyInput } from './verify.js'
 export { certificateDnsNames, matchCertificateName } from '../x509/names.js'
+export { trustAnchorTlsaRecords, verifyTrustAnchors } from './anchors.js'
+export type { TrustAnchor, TrustAnchorVerifyInput } from './anchors.js'

@@ -52,3 +52,29 @@ export type { TlsRptMailInput, TlsRptMail } from './tlsrpt.js'
 export type { TlsRptReport } from '../tlsrpt/report.js'
 export { createMemoryStore } from '../store/index.js'
 export type { MemoryStore, MemoryStoreOptions, PolicyStore, Awaitable } from '../store/index.js'
+export {
+  CLIENT_CERTIFICATE_PROPERTY,
+  clientCertificateFacts,
+  clientCertificateOf,
+  smtpServerClientCertificates,
+  TLS_SESSION_FACTS_PROPERTY,
+  tlsSessionFactsOf,
+} from './smtp-server.js'
+export type { ClientCertificateFacts, SmtpServerClientCertHooks, SmtpServerClientCertOptions } from './smtp-server.js'
+export { tlsSessionFacts } from './tls-facts.js'
+export type { TlsSessionFactsOptions } from './tls-facts.js'
+export { loadTrustStore } from './trust-store.js'
+export type { TrustStore, TrustStoreOptions, TrustStoreSource } from './trust-store.js'
+export type {
+  ClientCertAction,
+  ClientCertEntry,
+  ClientCertFingerprints,
+  ClientCertLookupOptions,
+  ClientCertLookupResult,
+  ClientCertMatchKind,
+  ClientCertTable,
+} from '../clientcert/table.js'
+export type { ReceivedClientCertificate, TlsKeyExchangeFacts, TlsSessionFacts, TlsSignatureFacts } from '../received/clause.js'
+export type { PinDigest } from '../pin/fingerprint.js'
+export type { PolicyWarning } from '../policy/table.js'
+export type { TrustAnchor } from '../dane/anchors.js'

@@ -19,6 +19,8 @@ const NOT_CALLABLE = new Set([
   'DEFAULT_MAX_LINE_LENGTH',
   'SECURITY_LEVELS',
   'STARTTLS_TRANSITIONS',
+  'CLIENT_CERTIFICATE_PROPERTY',
+  'TLS_SESSION_FACTS_PROPERTY',
   'MTA_STS_MAX_AGE_LIMIT',
   'SMTP_TRANSACTION_TRANSITIONS',
   'TLS_PROTOCOL_VERSIONS',
@@ -31,7 +33,7 @@ const NOT_CALLABLE = new Set([
 const ELSEWHERE = new Set<string>([])
 // Node functions that do I/O with valid-looking input: only wrong types are passed (first argument
 // never a string), and they must fail before any socket or file is touched.
-const DOES_IO = new Set(['connect', 'probe', 'discoverDestination', 'readCertificateFile'])
+const DOES_IO = new Set(['connect', 'probe', 'discoverDestination', 'readCertificateFile', 'loadTrustStore'])
 
 const hostile = {
   get type() {

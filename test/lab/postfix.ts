@@ -18,11 +18,25 @@ export interface SmtpdSpec {
   starttls?: boolean
   /** master.cf process limit of this smtpd service (default: Postfix's default_process_limit, 100) */
   maxProcesses?: number
+  /** extra master.cf `-o name=value` overrides of this service (no spaces in a value) */
+  options?: string[]
 }
 
 export interface PostfixLabOptions {
   /** extra main.cf lines, e.g. for benchmarks */
   extraMain?: string[]
+  /**
+   * Accept mail: run cleanup(8) and trivial-rewrite(8) with an incoming queue, so that MAIL FROM
+   * and RCPT TO get answers (without them smtpd waits for cleanup forever). Nothing is delivered.
+   */
+  acceptMail?: boolean
+  /**
+   * Also deliver: run qmgr(8), the smtp(8) client and the bounce/defer/trace, error and scache
+   * services (implies `acceptMail`). Mail goes where transport_maps/relayhost in `extraMain` say.
+   */
+  deliverMail?: boolean
+  /** extra master.cf lines, e.g. smtp(8) transports with their own `-o` settings */
+  extraMaster?: string[]
 }
 
 export interface PostfixLab {
@@ -82,7 +96,14 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
   const data = join(dir, 'data')
   for (const d of [conf, queue, data, join(queue, 'pid'), join(queue, 'public'), join(queue, 'private')]) mkdirSync(d, { recursive: true })
   const postfixUid = uid('postfix')
-  for (const d of [queue, data, join(queue, 'public'), join(queue, 'private')]) chownSync(d, postfixUid, -1)
+  const accept = options.acceptMail === true || options.deliverMail === true
+  const queueDirs = accept
+    ? ['incoming', 'active', 'deferred', 'hold', 'corrupt', 'maildrop', 'bounce', 'defer', 'trace', 'flush', 'saved'].map((d) =>
+        join(queue, d),
+      )
+    : []
+  for (const d of queueDirs) mkdirSync(d, { recursive: true })
+  for (const d of [queue, data, join(queue, 'public'), join(queue, 'private'), ...queueDirs]) chownSync(d, postfixUid, -1)
   const services: string[] = []
   specs.forEach((s, i) => {
     assertLoopback(s.address)
@@ -94,6 +115,7 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
       writeFileSync(join(conf, `chain${i}.pem`), s.keyPem + s.certPem, { mode: 0o600 })
       opts.push('-o smtpd_tls_security_level=may', `-o smtpd_tls_chain_files=${join(conf, `chain${i}.pem`)}`)
     }
+    for (const o of s.options ?? []) opts.push(`-o ${o}`)
     services.push(`${s.address}:${port} inet n - n - ${s.maxProcesses ?? '-'} smtpd ${opts.join(' ')}`)
   })
   writeFileSync(
@@ -133,6 +155,21 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
       'anvil unix - - n - 1 anvil',
       'proxymap unix - - n - - proxymap',
       'postlog unix-dgram n - n - 1 postlogd',
+      ...(accept ? ['cleanup unix n - n - 0 cleanup', 'rewrite unix - - n - - trivial-rewrite'] : []),
+      ...(options.deliverMail
+        ? [
+            'qmgr unix n - n 300 1 qmgr',
+            'smtp unix - - n - - smtp',
+            'bounce unix - - n - 0 bounce',
+            'defer unix - - n - 0 bounce',
+            'trace unix - - n - 0 bounce',
+            'error unix - - n - - error',
+            'retry unix - - n - - error',
+            'scache unix - - n - 1 scache',
+            'flush unix n - n 1000? 0 flush',
+          ]
+        : []),
+      ...(options.extraMaster ?? []),
       '',
     ].join('\n'),
   )
