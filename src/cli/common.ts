@@ -60,6 +60,8 @@ export interface ProbeArgs {
   resolvers?: string[]
   ehlo?: string
   caFile?: string
+  caPath?: string
+  taFile?: string[]
   policyTable?: string
   match?: string[]
   json: boolean

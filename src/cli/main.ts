@@ -97,7 +97,10 @@ Options:
   --port N             SMTP port (default 25)
   --policy-table FILE  a Postfix smtp_tls_policy_maps table (its entry overrides --level)
   --match M            fingerprint pins or verify/secure match names (repeatable)
-  --ca-file FILE       trust anchors (PEM) for verify and secure (default: Node's root store)
+  --ca-file FILE       CA certificates (PEM) for verify and secure (default: Node's root store)
+  --ca-path DIR        an OpenSSL hashed directory of CA certificates (c_rehash), added to --ca-file
+  --ta-file FILE       trust anchors (PEM certificates or public keys) for verify and secure, as
+                       Postfix smtp_tls_trust_anchor_file: only they are trusted (repeatable)
   --ehlo NAME          our EHLO name (default: this host's name)
   --timeout SECONDS    per network step: each DNS query, the TCP connect, each reply, the TLS
                        handshake (default 30; DNS queries: resolv.conf's timeout, else 5)
@@ -194,6 +197,8 @@ function parseProbe(args: string[]): ProbeArgs | undefined {
       'policy-table': { type: 'string' },
       match: { type: 'string', multiple: true },
       'ca-file': { type: 'string' },
+      'ca-path': { type: 'string' },
+      'ta-file': { type: 'string', multiple: true },
       ehlo: { type: 'string' },
       timeout: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -212,6 +217,8 @@ function parseProbe(args: string[]): ProbeArgs | undefined {
   if (values.resolver) a.resolvers = values.resolver
   if (values.ehlo !== undefined) a.ehlo = values.ehlo
   if (values['ca-file'] !== undefined) a.caFile = values['ca-file']
+  if (values['ca-path'] !== undefined) a.caPath = values['ca-path']
+  if (values['ta-file'] !== undefined) a.taFile = values['ta-file']
   if (values['policy-table'] !== undefined) a.policyTable = values['policy-table']
   if (values.match) {
     if (level === 'verify' || level === 'secure') {

@@ -9,7 +9,23 @@ import { parsePolicyTable } from '../policy/table.js'
 import { StartTlsClient } from '../smtp/starttls.js'
 import { sliceCertificate } from '../x509/der.js'
 import { pemToDerAll } from '../x509/pem.js'
-import { clean, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE, inputData, optionValue, type CliIo, type ProbeArgs, MiB, readInput } from './common.js'
+import {
+  clean,
+  CliError,
+  EX_DATAERR,
+  EX_NOINPUT,
+  EX_OK,
+  EX_TEMPFAIL,
+  EX_UNAVAILABLE,
+  firstLine,
+  inputData,
+  isCoded,
+  optionValue,
+  type CliIo,
+  type ProbeArgs,
+  MiB,
+  readInput,
+} from './common.js'
 
 /** Root stores are a few hundred kilobytes (Debian's ca-certificates.crt: ~220 KB). */
 const MAX_CA_FILE = 8 * MiB
@@ -52,6 +68,25 @@ export async function probeCommand(a: ProbeArgs, io: CliIo): Promise<number> {
     const text = inputData(what, path, () => readInput(path, what, MAX_CA_FILE).toString('utf8'))
     inputData(what, path, () => pemToDerAll(text).forEach((der) => sliceCertificate(der)))
     opts.ca = text
+  }
+  if (a.caPath !== undefined || a.taFile !== undefined) {
+    // Postfix smtp_tls_CApath and smtp_tls_trust_anchor_file; a missing file or a bad block names itself.
+    const { loadTrustStore } = await import('../node/trust-store.js')
+    const path = a.caPath ?? a.taFile!.join(', ')
+    let store: Awaited<ReturnType<typeof loadTrustStore>>
+    try {
+      store = await loadTrustStore({
+        ...(a.caPath !== undefined ? { caPath: a.caPath } : {}),
+        ...(a.taFile !== undefined ? { taFile: a.taFile } : {}),
+      })
+    } catch (e) {
+      throw new CliError(
+        isCoded(e) && /no such file|cannot (open|read)|ENOENT/i.test(e.message) ? EX_NOINPUT : EX_DATAERR,
+        `trust store ${path}: ${firstLine(e)}`,
+      )
+    }
+    if (store.caPem.length > 0) opts.ca = [...(typeof opts.ca === 'string' ? [opts.ca] : (opts.ca ?? [])), ...store.caPem]
+    if (store.anchors.length > 0) opts.trustAnchors = store.anchors
   }
   if (a.policyTable !== undefined) {
     const what = 'policy table'

@@ -18,7 +18,7 @@ import {
 import type { DestinationFacts, MxHostFacts } from '../dns/types.js'
 import { coded } from '../args.js'
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
-import { decide, type ConnectionFacts, type TlsOutcome, type Verdict } from '../policy/decide.js'
+import { decide, type ConnectionFacts, type PkixResult, type TlsOutcome, type Verdict } from '../policy/decide.js'
 import { mustEncrypt, type EffectiveLevel, type SecurityLevel } from '../policy/levels.js'
 import { tlsCipherList } from '../policy/ciphers.js'
 import { lookupPolicy } from '../policy/lookup.js'
@@ -27,6 +27,8 @@ import type { PolicyTable } from '../policy/table.js'
 import { formatTrace, type TraceStep } from '../policy/trace.js'
 import type { EhloCapabilities } from '../smtp/ehlo.js'
 import { StartTlsClient, type StartTlsAction } from '../smtp/starttls.js'
+import { verifyTrustAnchors, type TrustAnchor } from '../dane/anchors.js'
+import { loadTrustStore } from './trust-store.js'
 import { discoverDestination } from './discovery.js'
 import { createResolver, type Resolver } from './resolver/index.js'
 
@@ -73,6 +75,12 @@ export interface ConnectOptions {
    * the rest wait their turn. A session handed to the caller no longer counts.
    */
   maxConcurrentSessions?: number
+  /**
+   * Trust anchors for `verify` and `secure` (Postfix `smtp_tls_trust_anchor_file`), from
+   * `loadTrustStore({ taFile })`: when set, only they authenticate the server, the CA roots do not.
+   * A policy table's `tafile=` replaces them for its destination.
+   */
+  trustAnchors?: readonly TrustAnchor[]
 }
 
 /** One try at one address (or a host that could not be tried). @public */
@@ -170,6 +178,7 @@ interface Settings {
   /** probe: stop after the verdict with QUIT */
   probe: boolean
   maxConcurrentSessions: number
+  trustAnchors: readonly TrustAnchor[] | undefined
 }
 
 let sessionsInFlight = 0
@@ -292,7 +301,45 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
     now: o.now ?? (() => new Date()),
     probe,
     maxConcurrentSessions,
+    trustAnchors: anchorsOption(o.trustAnchors),
   }
+}
+
+function anchorsOption(a: unknown): readonly TrustAnchor[] | undefined {
+  if (a === undefined) return undefined
+  if (
+    !Array.isArray(a) ||
+    !a.every(
+      (x) => x !== null && typeof x === 'object' && (x.type === 'certificate' || x.type === 'publicKey') && x.der instanceof Uint8Array,
+    )
+  ) {
+    invalid('trustAnchors must be the anchors of loadTrustStore({ taFile })')
+  }
+  return a as TrustAnchor[]
+}
+
+/**
+ * `tafile=` files, loaded once a minute at most (a queue manager calls connect() per message). A file
+ * that is missing or does not parse defers the host (ERR_TRUST_STORE, temporary): never a weaker check.
+ */
+const anchorFiles = new Map<string, { at: number; anchors: Promise<TrustAnchor[]> }>()
+function tafileAnchors(paths: readonly string[]): Promise<TrustAnchor[]> {
+  const key = paths.join('\0')
+  const now = Date.now()
+  const hit = anchorFiles.get(key)
+  if (hit && now - hit.at < 60_000) return hit.anchors
+  const anchors = loadTrustStore({ taFile: [...paths] }).then((t) => t.anchors)
+  anchors.catch(() => anchorFiles.delete(key))
+  if (anchorFiles.size >= 64) anchorFiles.delete(anchorFiles.keys().next().value as string)
+  anchorFiles.set(key, { at: now, anchors })
+  return anchors
+}
+
+/** The anchors that apply to a host: only at `verify`/`secure` (Postfix TLS_MUST_PKIX), table before option. */
+async function anchorsFor(eff: EffectivePolicy, s: Settings): Promise<readonly TrustAnchor[] | undefined> {
+  if (eff.level !== 'verify' && eff.level !== 'secure') return undefined
+  if (eff.tafile !== undefined && eff.tafile.length > 0) return tafileAnchors(eff.tafile)
+  return s.trustAnchors
 }
 
 const VERSIONS: readonly SecureVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3']
@@ -325,10 +372,19 @@ function protocolRange(eff: EffectivePolicy): [SecureVersion, SecureVersion] {
 }
 
 /** Node's TLS options for one connection under an effective policy. */
-function tlsOptions(eff: EffectivePolicy, s: Settings, servername: string, socket: Socket): ConnectionOptions {
+function tlsOptions(
+  eff: EffectivePolicy,
+  s: Settings,
+  servername: string,
+  socket: Socket,
+  anchors: readonly TrustAnchor[] | undefined,
+): ConnectionOptions {
   const authenticating = eff.level !== 'may' && eff.level !== 'encrypt' && eff.level !== 'none'
   const [minVersion, maxVersion] = protocolRange(eff)
-  const daneLevel = eff.level === 'dane' || eff.level === 'dane-only' || eff.level === 'half-dane' || eff.level === 'fingerprint'
+  // No CA is trusted at DANE and fingerprint levels, nor where trust anchors replace the CA roots
+  // (Postfix tafile=): the chain judged is then the one the server sent.
+  const daneLevel =
+    eff.level === 'dane' || eff.level === 'dane-only' || eff.level === 'half-dane' || eff.level === 'fingerprint' || anchors !== undefined
   // Postfix `ciphers=` / `exclude=` for TLS 1.2 and below (RFC 7672 §8.2: no aNULL when authenticating).
   const ciphers = tlsCipherList({
     authenticating,
@@ -357,9 +413,9 @@ function tlsOptions(eff: EffectivePolicy, s: Settings, servername: string, socke
  * OpenSSL has checked; the presence of a certificate at `may`/`encrypt`), so only the leaf is read,
  * without turning the whole chain into objects (issue 11: 160-230 µs at `encrypt`).
  */
-function peerChain(tls: TLSSocket, eff: EffectivePolicy): Uint8Array[] {
+function peerChain(tls: TLSSocket, eff: EffectivePolicy, anchors: readonly TrustAnchor[] | undefined): Uint8Array[] {
   const daneLevel = eff.level === 'dane' || eff.level === 'dane-only' || eff.level === 'half-dane'
-  const leafOnly = !(daneLevel && eff.tlsa !== undefined && eff.tlsa.usable.some((r) => r.usage !== 3))
+  const leafOnly = anchors === undefined && !(daneLevel && eff.tlsa !== undefined && eff.tlsa.usable.some((r) => r.usage !== 3))
   if (leafOnly) {
     // getPeerX509Certificate() may be called once per socket on Node 20; this is the only call.
     const leaf = tls.getPeerX509Certificate()
@@ -466,6 +522,17 @@ type SessionEnd =
   | { kind: 'refused'; verdict: Verdict }
   | { kind: 'closed'; error: SmtpTlsError; facts?: ConnectionFacts }
 
+/**
+ * The PKIX fact under trust anchors (Postfix tafile=, tls_dane_load_trustfile): the chain leads to an
+ * anchor, which does not expire and may be an intermediate or the leaf itself. Names are then the
+ * level's match= names, checked by decide() as for any verify/secure connection.
+ */
+function anchorPkix(anchors: readonly TrustAnchor[], chain: readonly Uint8Array[], eff: EffectivePolicy, s: Settings): PkixResult {
+  const r = verifyTrustAnchors({ anchors, chain, names: eff.matchNames, now: s.now() })
+  if (r.ok || r.code === 'ERR_DANE_NAME_MISMATCH') return { trusted: true }
+  return { trusted: false, error: `no trust anchor of the tafile authenticates the chain: ${r.detail}` }
+}
+
 /** What a plaintext `ready` tells the policy engine: STARTTLS was not offered, or was refused. */
 function plaintextFacts(a: Extract<StartTlsAction, { type: 'ready' }>): ConnectionFacts {
   if (a.lastReply !== a.ehloReply) return { starttls: 'refused', starttlsReply: `${a.lastReply.code} ${a.lastReply.lines.join(' ')}` }
@@ -487,8 +554,15 @@ function closedEnd(a: Extract<StartTlsAction, { type: 'close' }>, host: string, 
 }
 
 /** One SMTP session on one address: the machine decides, this moves bytes and gathers facts. */
-function session(eff: EffectivePolicy, address: string, s: Settings, skipStartTls: boolean, transcript: string[]): Promise<SessionEnd> {
-  return new Promise<SessionEnd>((resolve) => new DriverSession(eff, address, s, skipStartTls, transcript, resolve).start())
+function session(
+  eff: EffectivePolicy,
+  address: string,
+  s: Settings,
+  skipStartTls: boolean,
+  transcript: string[],
+  anchors: readonly TrustAnchor[] | undefined,
+): Promise<SessionEnd> {
+  return new Promise<SessionEnd>((resolve) => new DriverSession(eff, address, s, skipStartTls, transcript, anchors, resolve).start())
 }
 
 /**
@@ -514,6 +588,7 @@ class DriverSession {
     private readonly s: Settings,
     skipStartTls: boolean,
     private readonly transcript: string[],
+    private readonly anchors: readonly TrustAnchor[] | undefined,
     private readonly resolve: (end: SessionEnd) => void,
   ) {
     this.host = eff.host
@@ -617,7 +692,7 @@ class DriverSession {
     this.handshakeStarted = performance.now()
     let t: TLSSocket
     try {
-      t = tlsConnect(tlsOptions(eff, s, sni, raw))
+      t = tlsConnect(tlsOptions(eff, s, sni, raw, this.anchors))
     } catch (e) {
       return this.feed({ type: 'tlsFailed', cause: e })
     }
@@ -633,11 +708,16 @@ class DriverSession {
     const { eff, s } = this
     const cipher = t.getCipher()
     const protocol = t.getProtocol() ?? undefined
+    const chain = peerChain(t, eff, this.anchors)
     const facts: ConnectionFacts = {
       starttls: 'offered',
       handshake: 'ok',
-      chain: peerChain(t, eff),
-      pkix: t.authorized ? { trusted: true } : { trusted: false, error: String(t.authorizationError ?? 'not trusted') },
+      chain,
+      pkix: this.anchors
+        ? anchorPkix(this.anchors, chain, eff, s)
+        : t.authorized
+          ? { trusted: true }
+          : { trusted: false, error: String(t.authorizationError ?? 'not trusted') },
       ...(protocol ? { protocol } : {}),
       ...(cipher ? { cipher: cipher.standardName ?? cipher.name } : {}),
     }
@@ -721,7 +801,13 @@ interface Success {
   connection: Omit<SmtpConnection, 'attempts' | 'facts'>
 }
 
-async function tryHost(host: MxHostFacts, eff: EffectivePolicy, s: Settings, attempts: ConnectAttempt[]): Promise<Success | undefined> {
+async function tryHost(
+  host: MxHostFacts,
+  eff: EffectivePolicy,
+  s: Settings,
+  attempts: ConnectAttempt[],
+  anchors: readonly TrustAnchor[] | undefined,
+): Promise<Success | undefined> {
   for (const a of host.addresses) {
     if (!s.families.includes(a.family)) continue
     let skipStartTls = false
@@ -732,7 +818,7 @@ async function tryHost(host: MxHostFacts, eff: EffectivePolicy, s: Settings, att
       await new Promise<void>((resolve) => {
         release = sessionSlot(s.maxConcurrentSessions, resolve)
       })
-      const end = await session(eff, a.address, s, skipStartTls, transcript).finally(() => release())
+      const end = await session(eff, a.address, s, skipStartTls, transcript, anchors).finally(() => release())
       const { verdict, error } = outcomeOf(end, eff, s)
       if (verdict) channels.verdict.publish({ host: eff.host, address: a.address, port: eff.port, verdict })
       const attempt: ConnectAttempt = { host: host.host, address: a.address, port: eff.port, transcript }
@@ -827,7 +913,21 @@ async function run(destination: string, o: ConnectOptions, probe: boolean): Prom
       last = error
       continue
     }
-    const ok = await tryHost(host, eff, s, attempts)
+    let anchors: readonly TrustAnchor[] | undefined
+    try {
+      anchors = await anchorsFor(eff, s)
+    } catch (e) {
+      // A tafile= that cannot be read defers this host (Postfix: "TLS trust anchor file … unusable"):
+      // never a connection judged by weaker rules.
+      const error =
+        e instanceof SmtpTlsError
+          ? new SmtpTlsError(e.code, e.message, { enhancedStatus: '4.7.5', tlsrpt: 'validation-failure', cause: e })
+          : new SmtpTlsError('ERR_TRUST_STORE', `tafile= could not be loaded: ${String(e)}`, { enhancedStatus: '4.7.5', cause: e })
+      attempts.push({ host: host.host, port: s.port, error, transcript: [] })
+      last = error
+      continue
+    }
+    const ok = await tryHost(host, eff, s, attempts, anchors)
     if (ok) return { ...ok.connection, attempts, facts }
     const lastAttempt = attempts[attempts.length - 1]
     last = lastAttempt?.error ?? lastAttempt?.verdict?.error ?? last

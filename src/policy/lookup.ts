@@ -12,8 +12,8 @@ export interface LookupPolicyOptions {
 
 /**
  * The keys tried for a next hop, in order (postconf(5) `smtp_tls_policy_maps`; Postfix
- * `tls_policy_lookup`): the full next hop (lower case, brackets kept, a default-port suffix
- * dropped); then, only for a bare domain (no brackets, no port), its parent domains with a
+ * `tls_policy_lookup`): the full next hop as written (lower case, brackets kept), then without a
+ * default-port suffix; then, only for a bare domain (no brackets, no port), its parent domains with a
  * leading dot: `a.example.com` → `a.example.com`, `.example.com`, `.com`.
  * @public
  */
@@ -30,13 +30,20 @@ function policyLookupKeysChecked(nexthop: string, opts: LookupPolicyOptions = {}
     throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'nexthop must be a non-empty string')
   const defaultPort = readOptions(opts, 'policyLookupKeys options', ['defaultPort']).defaultPort ?? 25
   let key = nexthop.trim().toLowerCase()
+  const keys: string[] = []
   const m = /^(\[[^\]]*\]|[^:[\]]+):(\d+)$/.exec(key)
-  if (m && Number(m[2]) === defaultPort) key = m[1]!
+  if (m && Number(m[2]) === defaultPort) {
+    // Postfix looks the next hop up as written ("[mx.example.com]:25" in a transport entry matches a
+    // table key "[mx.example.com]:25", as the lab's smtp(8) shows); the form without the default
+    // port follows, so "[mx.example.com]" matches too.
+    keys.push(normalizePolicyKey(key))
+    key = m[1]!
+  }
   // A trailing dot on a bare domain is the same name.
   if (!key.startsWith('[') && key.endsWith('.') && key.length > 1) key = key.slice(0, -1)
   // The same name check as the table keys: U-labels as A-labels, nothing cut (x509/names.ts).
   key = normalizePolicyKey(key)
-  const keys = [key]
+  keys.push(key)
   // Only one lookup for [nexthop], [nexthop]:port, nexthop:port and anything not a host name.
   if (!isValidHostname(key)) return keys
   for (let i = key.indexOf('.', 1); i >= 0; i = key.indexOf('.', i + 1)) keys.push(key.slice(i))

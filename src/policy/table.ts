@@ -420,8 +420,6 @@ function parseValue(value: string, base: number, warn: (message: string, offset:
         if (!mustPkix(level)) throw new Defect(`attribute "tafile" invalid at security level "${level}"`, at)
         if (v.length === 0) throw new Defect(`attribute "tafile" has empty value`, at)
         ;(policy.tafile ??= []).push(v)
-        // Issue 17: say so rather than let the attribute look effective.
-        warn(`attribute "tafile" is recorded but connect() does not load it: pass the anchors as its ca option`, at)
         break
       case 'connection_reuse':
       case 'enable_rpk': {

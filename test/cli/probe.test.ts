@@ -1,10 +1,12 @@
 // `smtp-tls-policy probe` in-process: exit status, Postfix-style lines, --json shape.
 import assert from 'node:assert/strict'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { main } from '../../src/cli/main.js'
 import { createTlsaRecord } from '../../src/index.js'
 import { startDnsServer, validatingZone, type TestDnsServer } from '../helpers/dns-server.js'
-import { makeCert } from '../helpers/openssl.js'
+import { makeCert, tempDir } from '../helpers/openssl.js'
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
 
 const cert = makeCert({ key: 'ec256', subject: '/CN=mx.cli.test', dns: ['mx.cli.test'] })
@@ -110,5 +112,32 @@ describe('smtp-tls-policy probe', () => {
     const r = await run('probe', '--help')
     assert.equal(r.status, 0)
     assert.match(r.out, /posttls-finger/)
+  })
+})
+
+describe('smtp-tls-policy probe --ta-file / --ca-path (Postfix smtp_tls_trust_anchor_file, smtp_tls_CApath)', () => {
+  const { dir, done } = tempDir()
+  after(done)
+  const ta = join(dir, 'anchor.pem')
+  const junk = join(dir, 'junk.pem')
+  writeFileSync(ta, cert.pem)
+  writeFileSync(junk, '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n')
+  it('secure with the server certificate as the only anchor: verified, exit 0', async () => {
+    const r = await run('probe', '[mx.cli.test]', ...common(), '--level', 'secure', '--match', 'mx.cli.test', '--ta-file', ta)
+    assert.equal(r.status, 0, r.out + r.err)
+    assert.match(r.out, /Verified TLS connection established/)
+  })
+  it('secure with an unrelated anchor: deferred, exit 75 (the CA roots play no part)', async () => {
+    const otherFile = join(dir, 'other.pem')
+    writeFileSync(otherFile, other.pem)
+    const r = await run('probe', '[mx.cli.test]', ...common(), '--level', 'secure', '--match', 'mx.cli.test', '--ta-file', otherFile)
+    assert.equal(r.status, 75, r.out + r.err)
+  })
+  it('a missing anchor file is EX_NOINPUT (66), a bad block EX_DATAERR (65), both before connecting', async () => {
+    const a = await run('probe', '[mx.cli.test]', ...common(), '--level', 'secure', '--ta-file', join(dir, 'missing.pem'))
+    assert.equal(a.status, 66, a.out + a.err)
+    const b = await run('probe', '[mx.cli.test]', ...common(), '--level', 'secure', '--ta-file', junk)
+    assert.equal(b.status, 65, b.out + b.err)
+    assert.doesNotMatch(a.out + b.out, /Connected to/)
   })
 })

@@ -3,13 +3,14 @@
 // "[127.0.97.6]:25 secure match=NAME tafile=FILE"; the receiving smtpd (127.0.97.6) serves leaf +
 // intermediate and refuses the recipient, so nothing loops. smtp(8) logs "Verified TLS connection
 // established" or defers with "Server certificate not verified"; verifyTrustAnchors on the same
-// chain, names and loadTrustStore({ taFile }) must agree. Injection smtpd: 127.0.97.10.
+// chain, names and loadTrustStore({ taFile }) must agree, and so must probe() given the same policy
+// table line (the driver loads tafile= itself). Injection smtpd: 127.0.97.10.
 import assert from 'node:assert/strict'
-import { chmodSync, writeFileSync } from 'node:fs'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { verifyTrustAnchors } from '../../src/index.js'
-import { loadTrustStore } from '../../src/node/index.js'
+import { parsePolicyTable, verifyTrustAnchors } from '../../src/index.js'
+import { loadTrustStore, probe } from '../../src/node/index.js'
 import { makeCert, openssl, tempDir } from '../helpers/openssl.js'
 import { plainSmtp } from '../helpers/smtp-clients.js'
 import { startPostfixLab, type PostfixLab } from './postfix.js'
@@ -101,6 +102,14 @@ describe('tafile= at secure: Postfix smtp(8) and verifyTrustAnchors agree', () =
       const ours = verifyTrustAnchors({ anchors: store.anchors, chain: [leaf.der, inter.der], names: [match] })
       assert.equal(theirs, verified, 'the reference gave another verdict than the case expects')
       assert.equal(ours.ok, theirs, `Postfix: ${m[0]}\nours: ${JSON.stringify(ours)}`)
+      // and the driver, given the same policy table line, loads the tafile and agrees end to end
+      const r2 = await probe('[127.0.97.6]:25', {
+        policyTable: parsePolicyTable(readFileSync(join(dir, `policy${i}`), 'utf8')),
+        ehloName: 'client.test',
+        timeoutMs: 10_000,
+      })
+      assert.equal(r2.outcome.status === 'verified', theirs, `Postfix: ${m[0]}\nprobe: ${JSON.stringify(r2.outcome)}`)
+      if (!theirs) assert.equal(r2.outcome.enhancedStatus, '4.7.5')
     })
   }
 })
