@@ -32,11 +32,6 @@ export async function startHttpsServer(cert: Issued): Promise<TestHttpsServer> {
   server.on('error', () => {})
   server.on('tlsClientError', () => {})
   server.on('clientError', (_e, s) => s.destroy())
-  server.on('secureConnection', (s) => {
-    s.on('error', () => {})
-    sockets.add(s as unknown as Socket)
-    s.on('close', () => sockets.delete(s as unknown as Socket))
-  })
   server.on('connection', (s) => {
     s.on('error', () => {})
     sockets.add(s)
@@ -66,7 +61,7 @@ function pem(label: string, der: ArrayBuffer): string {
  * openssl 3.0's `x509 -req` cannot back-date, @peculiar/x509 can.
  */
 export async function expiredLeaf(ca: Issued, dns: string[]): Promise<Issued> {
-  x509.cryptoProvider.set(webcrypto as Crypto)
+  x509.cryptoProvider.set(webcrypto as never)
   const alg = { name: 'ECDSA', namedCurve: 'P-256' }
   const caDer = Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64')
   const caKey = await webcrypto.subtle.importKey('pkcs8', caDer, alg, false, ['sign'])
