@@ -1,7 +1,6 @@
 // An in-process HTTPS server on loopback for MTA-STS policy fetches, routed by Host header, counting requests.
 import https from 'node:https'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
 import 'reflect-metadata'
 import { webcrypto } from 'node:crypto'
 import * as x509 from '@peculiar/x509'
@@ -21,7 +20,7 @@ export interface TestHttpsServer {
 export async function startHttpsServer(cert: Issued): Promise<TestHttpsServer> {
   const routes = new Map<string, Route>()
   const requests = new Map<string, number>()
-  const sockets = new Set<Socket>()
+  const sockets = new Set<{ destroy(): void }>()
   const server = https.createServer({ key: cert.keyPem, cert: cert.pem }, (req, res) => {
     const host = (req.headers.host ?? '').replace(/:\d+$/, '')
     requests.set(host, (requests.get(host) ?? 0) + 1)
