@@ -332,6 +332,12 @@ export interface GetMtaStsPolicyOptions extends MtaStsFetchOptions {
   random?: () => number
   /** Refresh in the background when the policy is inside its refresh window (RFC 8461 §10.2); default `true`. */
   refresh?: boolean
+  /**
+   * After a failed fetch, do not fetch the same `id` again for this long (seconds; default 300, RFC 8461
+   * §3.3 suggests at least five minutes); meanwhile the lookup answers as if the fetch had failed
+   * again. Kept in the domain's store entry; `0` disables it.
+   */
+  retryAfterFailureSeconds?: number
 }
 
 /** What {@link getMtaStsPolicy} found. @public */
@@ -367,25 +373,51 @@ function publishStoreError(operation: string, key: string, error: unknown): void
   if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ operation, key, error })
 }
 
-async function storeGet(store: PolicyStore | undefined, key: string): Promise<CachedMtaStsPolicy | undefined> {
-  if (store === undefined) return undefined
+/** A failed fetch remembered with the cached entry (RFC 8461 §3.3: do not hammer a failing policy host). */
+interface FetchFailure {
+  id: string
+  /** ms since the epoch: fetch this id again from then on */
+  until: number
+  tlsrpt: TlsRptResultType
+  message: string
+}
+
+/**
+ * One store entry per domain, `{ id, fetchedAt, lines }` for the policy and/or `failed` for a recent
+ * fetch failure: one `get` per lookup serves both.
+ */
+async function storeGet(store: PolicyStore | undefined, key: string): Promise<{ cached?: CachedMtaStsPolicy; failed?: FetchFailure }> {
+  if (store === undefined) return {}
   let raw: string | undefined
   try {
     raw = await store.get(key)
   } catch (e) {
     // A store failure costs a fetch, never a weaker policy.
     publishStoreError('get', key, e)
-    return undefined
+    return {}
   }
-  if (raw === undefined || raw === null) return undefined
+  if (raw === undefined || raw === null) return {}
+  const out: { cached?: CachedMtaStsPolicy; failed?: FetchFailure } = {}
   try {
-    const c = JSON.parse(raw) as { id?: unknown; fetchedAt?: unknown; lines?: unknown }
+    const c = JSON.parse(raw) as {
+      id?: unknown
+      fetchedAt?: unknown
+      lines?: unknown
+      failed?: Partial<Record<keyof FetchFailure, unknown>>
+    }
+    const f = c.failed
+    if (typeof f === 'object' && f !== null && typeof f.id === 'string' && typeof f.until === 'number' && typeof f.message === 'string') {
+      const type = f.tlsrpt === 'sts-policy-invalid' || f.tlsrpt === 'sts-webpki-invalid' ? f.tlsrpt : 'sts-policy-fetch-error'
+      out.failed = { id: f.id, until: f.until, tlsrpt: type, message: f.message }
+    }
+    if (c.id === undefined && out.failed) return out
     if (typeof c.id !== 'string' || typeof c.fetchedAt !== 'number' || !Array.isArray(c.lines)) throw new Error('not a cached policy')
     // The policy is stored as its lines and parsed again: a damaged entry cannot inject a weaker policy.
-    return { id: c.id, fetchedAt: c.fetchedAt, policy: parseMtaStsPolicy((c.lines as string[]).join('\n')) }
+    out.cached = { id: c.id, fetchedAt: c.fetchedAt, policy: parseMtaStsPolicy((c.lines as string[]).join('\n')) }
+    return out
   } catch (e) {
     publishStoreError('get', key, e)
-    return undefined
+    return {}
   }
 }
 
@@ -441,12 +473,18 @@ async function lookupTxt(domain: string, s: FetchSettings): Promise<{ txt: MtaSt
 export async function getMtaStsPolicy(domain: string, opts?: GetMtaStsPolicyOptions): Promise<MtaStsLookup> {
   let d: string
   let s: FetchSettings
-  let g: { store?: PolicyStore; prefix: string; now: () => number; random: () => number; refresh: boolean }
+  let g: Settings
   try {
     d = checkDomain(domain)
     s = readFetchOptions(opts, 'getMtaStsPolicy options')
-    const o = readOptions(opts, 'getMtaStsPolicy options', ['store', 'keyPrefix', 'now', 'random', 'refresh'])
-    g = { prefix: 'mta-sts|', now: Date.now, random: Math.random, refresh: true }
+    const o = readOptions(opts, 'getMtaStsPolicy options', ['store', 'keyPrefix', 'now', 'random', 'refresh', 'retryAfterFailureSeconds'])
+    g = { prefix: 'mta-sts|', now: Date.now, random: Math.random, refresh: true, retryAfter: 300 }
+    if (o.retryAfterFailureSeconds !== undefined) {
+      const r = o.retryAfterFailureSeconds
+      if (typeof r !== 'number' || !(r >= 0) || !Number.isFinite(r))
+        bad('getMtaStsPolicy options.retryAfterFailureSeconds must be a non-negative number')
+      g.retryAfter = r
+    }
     if (o.store !== undefined) {
       const st = o.store as PolicyStore
       if (
@@ -493,13 +531,62 @@ function jitterOf(f: () => number): number {
   return typeof j === 'number' && j >= 0 && j <= 1 ? j : 0
 }
 
-async function getChecked(
-  domain: string,
-  s: FetchSettings,
-  g: { store?: PolicyStore; prefix: string; now: () => number; random: () => number; refresh: boolean },
-): Promise<MtaStsLookup> {
+interface Settings {
+  store?: PolicyStore
+  prefix: string
+  now: () => number
+  random: () => number
+  refresh: boolean
+  retryAfter: number
+}
+
+/** Foreground fetches in flight, per store and domain and id: concurrent lookups share one request. */
+const fetching = new WeakMap<object, Map<string, Promise<MtaStsFetchResult>>>()
+
+function sharedFetch(domain: string, flightKey: string, s: FetchSettings, owner: object): Promise<MtaStsFetchResult> {
+  let inFlight = fetching.get(owner)
+  if (inFlight === undefined) fetching.set(owner, (inFlight = new Map()))
+  let p = inFlight.get(flightKey)
+  if (p === undefined) {
+    // Shared: no caller's signal ends it (each caller stops waiting on its own signal); timeoutMs bounds it.
+    const { signal: _caller, ...rest } = s
+    void _caller
+    const map = inFlight
+    p = fetchChecked(domain, rest).finally(() => map.delete(flightKey))
+    map.set(flightKey, p)
+  }
+  const signal = s.signal
+  if (signal === undefined) return p
+  return new Promise((resolve, reject) => {
+    const stop = (): void => reject(abortedError(signal))
+    if (signal.aborted) return stop()
+    signal.addEventListener('abort', stop, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', stop))
+  })
+}
+
+/** Remember a failed fetch in the domain's entry, next to an unexpired cached policy if there is one. */
+async function rememberFailure(
+  g: Settings,
+  key: string,
+  cached: CachedMtaStsPolicy | undefined,
+  failed: FetchFailure,
+  now: number,
+): Promise<void> {
+  if (g.store === undefined || g.retryAfter === 0) return
+  const policyLeft = cached ? (cached.fetchedAt + cached.policy.maxAge * 1000 - now) / 1000 : 0
+  const entry = cached && policyLeft > 0 ? { id: cached.id, fetchedAt: cached.fetchedAt, lines: cached.policy.lines, failed } : { failed }
+  try {
+    await g.store.set(key, JSON.stringify(entry), cached && policyLeft > 0 ? policyLeft : g.retryAfter)
+  } catch (e) {
+    publishStoreError('set', key, e)
+  }
+}
+
+async function getChecked(domain: string, s: FetchSettings, g: Settings): Promise<MtaStsLookup> {
   const key = g.prefix + domain
-  const [t, cached] = await Promise.all([lookupTxt(domain, s), storeGet(g.store, key)])
+  const [t, entry] = await Promise.all([lookupTxt(domain, s), storeGet(g.store, key)])
+  const cached = entry.cached
   if (s.signal?.aborted) throw abortedError(s.signal)
   const base = { domain, txt: t.txt, ...(t.record ? { record: t.record } : {}) }
   const now = clockOf(g.now)
@@ -509,15 +596,22 @@ async function getChecked(
   let error = t.error
   if (d.action === 'fetch') {
     const id = (t.txt as { id: string }).id
-    try {
-      const r = await fetchChecked(domain, s)
-      fetched = { policy: r.policy, fetchedAt: clockOf(g.now) }
-      await storeSet(g.store, key, { policy: r.policy, id, fetchedAt: fetched.fetchedAt })
-    } catch (e) {
-      if (e instanceof SmtpTlsError && e.code === 'ERR_ABORTED') throw e
-      error = e instanceof SmtpTlsError ? e : fetchError('sts-policy-fetch-error', String(e), e)
+    const f = entry.failed
+    if (f !== undefined && g.retryAfter > 0 && f.id === id && now < f.until) {
+      error = fetchError(f.tlsrpt, `${f.message} (failed less than ${g.retryAfter} s ago: not fetched again yet, RFC 8461 §3.3)`)
       d = decideMtaStsCache({ now, cached, txt: t.txt, fetchFailed: true })
-    }
+    } else
+      try {
+        const r = await sharedFetch(domain, `${key}\n${id}`, s, g.store ?? NO_STORE)
+        fetched = { policy: r.policy, fetchedAt: clockOf(g.now) }
+        await storeSet(g.store, key, { policy: r.policy, id, fetchedAt: fetched.fetchedAt })
+      } catch (e) {
+        if (e instanceof SmtpTlsError && e.code === 'ERR_ABORTED') throw e
+        error = e instanceof SmtpTlsError ? e : fetchError('sts-policy-fetch-error', String(e), e)
+        const failed = { id, until: now + g.retryAfter * 1000, tlsrpt: error.tlsrpt ?? 'sts-policy-fetch-error', message: error.message }
+        await rememberFailure(g, key, cached, failed, now)
+        d = decideMtaStsCache({ now, cached, txt: t.txt, fetchFailed: true })
+      }
   }
   if (fetched) {
     const { policy, fetchedAt } = fetched
@@ -541,13 +635,7 @@ async function getChecked(
 }
 
 /** RFC 8461 §10.2: refresh before expiry, so that an attacker must block every refresh; one per store and domain at a time. */
-function backgroundRefresh(
-  domain: string,
-  id: string,
-  key: string,
-  s: FetchSettings,
-  g: { store?: PolicyStore; now: () => number },
-): Promise<void> {
+function backgroundRefresh(domain: string, id: string, key: string, s: FetchSettings, g: Settings): Promise<void> {
   const owner = g.store ?? NO_STORE
   let inFlight = refreshing.get(owner)
   if (inFlight === undefined) refreshing.set(owner, (inFlight = new Map()))

@@ -228,6 +228,43 @@ describe('getMtaStsPolicy: the cache (RFC 8461 §3.3, §10.2)', () => {
     assert.equal(c.fetchedAt, clock, 'the refreshed policy replaced the cached one')
     assert.equal(c.refreshing, undefined)
   })
+  it('after a failed fetch the same id is not fetched again for retryAfterFailureSeconds (RFC 8461 §3.3)', async () => {
+    let clock = 3_000_000_000_000
+    const store = createMemoryStore({ now: () => clock })
+    const o = opts({ store, now: () => clock })
+    const count = (): number => main.requests.get('mta-sts.type.test') ?? 0
+    const n = count()
+    const a = await getMtaStsPolicy('type.test', o)
+    assert.equal(a.state, 'none')
+    assert.equal(a.error?.tlsrpt, 'sts-policy-invalid')
+    clock += 299_000
+    const b = await getMtaStsPolicy('type.test', o)
+    assert.equal(b.state, 'none')
+    assert.equal(b.error?.tlsrpt, 'sts-policy-invalid', 'the remembered failure keeps its TLS-RPT result type')
+    assert.match(b.error?.message ?? '', /not fetched again yet/)
+    assert.equal(count(), n + 1, 'no request within the back-off')
+    clock += 2_000
+    await getMtaStsPolicy('type.test', o)
+    assert.equal(count(), n + 2, 'fetched again after the back-off')
+    await getMtaStsPolicy('type.test', { ...o, retryAfterFailureSeconds: 0 })
+    assert.equal(count(), n + 3, '0 disables the back-off')
+  })
+  it('concurrent lookups of an uncached domain share one HTTPS request', async () => {
+    const store = createMemoryStore()
+    main.routes.set('mta-sts.exact.test', (_q, res) =>
+      setTimeout(
+        () => res.writeHead(200, { 'content-type': 'text/plain' }).end('version: STSv1\nmode: testing\nmx: mx.exact.test\nmax_age: 3600\n'),
+        50,
+      ),
+    )
+    const n = main.requests.get('mta-sts.exact.test') ?? 0
+    const all = await Promise.all(Array.from({ length: 5 }, () => getMtaStsPolicy('exact.test', opts({ store }))))
+    assert.deepEqual(
+      all.map((r) => r.state),
+      ['fetched', 'fetched', 'fetched', 'fetched', 'fetched'],
+    )
+    assert.equal(main.requests.get('mta-sts.exact.test'), n + 1)
+  })
   it('two v=STSv1 records: no policy, no HTTPS request (RFC 8461 §3.1)', async () => {
     const n = main.requests.get('mta-sts.two.test') ?? 0
     const r = await getMtaStsPolicy('two.test', opts({ store: createMemoryStore() }))

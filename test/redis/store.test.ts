@@ -195,7 +195,7 @@ describe('Redis stopped mid-run', () => {
       }
       assert.equal(https.total(), before + rounds * stores.length)
       // each lookup: a failed get, then a failed set of the fetched policy
-      assert.equal(seen.length, rounds * stores.length * 2)
+      assert.equal(seen.length, rounds * stores.length * 2, JSON.stringify(seen.map((m) => [m.operation, m.error.message])))
       assert.deepEqual([...new Set(seen.map((m) => m.operation))].sort(), ['get', 'set'])
       for (const m of seen) assert.equal(m.error.code, 'ERR_STORE')
     } finally {
