@@ -70,7 +70,8 @@ function checkDomain(domain: unknown): string {
 }
 
 // Addresses a policy host may not have unless allowPrivateAddresses (RFC 6890 special-purpose registries).
-const PRIVATE = new net.BlockList()
+const PRIVATE4 = new net.BlockList()
+const PRIVATE6 = new net.BlockList() // separate: a BlockList checks IPv4 addresses against IPv4-mapped IPv6 rules too
 for (const [a, p] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -84,26 +85,32 @@ for (const [a, p] of [
   ['224.0.0.0', 4],
   ['240.0.0.0', 4],
 ] as const)
-  PRIVATE.addSubnet(a, p, 'ipv4')
+  PRIVATE4.addSubnet(a, p, 'ipv4')
 for (const [a, p] of [
   ['::', 128],
   ['::1', 128],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
+  ['::ffff:0:0', 96], // IPv4-mapped in a form not converted below: refused
 ] as const)
-  PRIVATE.addSubnet(a, p, 'ipv6')
+  PRIVATE6.addSubnet(a, p, 'ipv6')
 
 /** Is `address` loopback, private, link-local, CGNAT, unspecified or multicast (IPv4-mapped IPv6 included)? */
 export function isPrivateAddress(address: string): boolean {
   const family = net.isIP(address)
   if (family === 0) return true
-  if (family === 6) {
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-    if (mapped) return PRIVATE.check(mapped[1]!, 'ipv4')
-    return PRIVATE.check(address, 'ipv6')
+  if (family === 4) return PRIVATE4.check(address, 'ipv4')
+  // IPv4-mapped (RFC 4291 §2.5.5.2): judged as the IPv4 address it carries
+  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
+  if (dotted) return PRIVATE4.check(dotted[1]!, 'ipv4')
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address)
+  if (hex) {
+    const hi = parseInt(hex[1]!, 16)
+    const lo = parseInt(hex[2]!, 16)
+    return PRIVATE4.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4')
   }
-  return PRIVATE.check(address, 'ipv4')
+  return PRIVATE6.check(address, 'ipv6')
 }
 
 /** Node reports certificate verification failures with these codes (OpenSSL X509_V_ERR_* names). */

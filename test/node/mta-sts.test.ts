@@ -5,7 +5,7 @@ import diagnostics_channel from 'node:diagnostics_channel'
 import { after, before, describe, it } from 'node:test'
 import { createMemoryStore } from '../../src/store/index.js'
 import { createResolver } from '../../src/node/resolver/index.js'
-import { fetchMtaStsPolicy, getMtaStsPolicy, getTlsRptRecord, MTA_STS_MAX_POLICY_BYTES } from '../../src/node/mta-sts.js'
+import { fetchMtaStsPolicy, getMtaStsPolicy, getTlsRptRecord, isPrivateAddress, MTA_STS_MAX_POLICY_BYTES } from '../../src/node/mta-sts.js'
 import { SmtpTlsError } from '../../src/errors.js'
 import type { PolicyStore } from '../../src/store/types.js'
 import { startDnsServer, validatingZone, type ZoneRecord, type TestDnsServer } from '../helpers/dns-server.js'
@@ -160,6 +160,34 @@ describe('fetchMtaStsPolicy: RFC 8461 §3.3', () => {
     setTimeout(() => ac.abort(), 50)
     await assert.rejects(p, (e: SmtpTlsError) => e.code === 'ERR_ABORTED')
   })
+})
+
+describe('isPrivateAddress: what a policy host may not resolve to by default', () => {
+  for (const [address, refused] of [
+    ['127.0.0.1', true],
+    ['10.1.2.3', true],
+    ['172.31.255.255', true],
+    ['172.32.0.1', false],
+    ['192.168.0.1', true],
+    ['169.254.169.254', true],
+    ['100.64.0.1', true],
+    ['0.0.0.0', true],
+    ['224.0.0.1', true],
+    ['8.8.8.8', false],
+    ['::1', true],
+    ['::', true],
+    ['fe80::1', true],
+    ['fd00::1', true],
+    ['::ffff:127.0.0.1', true],
+    ['::ffff:7f00:1', true],
+    ['::ffff:808:808', false],
+    ['0:0:0:0:0:ffff:808:808', true],
+    ['::ffff:8.8.8.8', false],
+    ['2001:db8::1', false],
+    ['not an address', true],
+  ] as const) {
+    it(`${address}: ${refused ? 'refused' : 'allowed'}`, () => assert.equal(isPrivateAddress(address), refused))
+  }
 })
 
 describe('getMtaStsPolicy: the cache (RFC 8461 §3.3, §10.2)', () => {
