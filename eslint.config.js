@@ -31,7 +31,7 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/node/**', 'src/cli/**', 'src/nodemailer/**'],
+    ignores: ['src/node/**', 'src/cli/**', 'src/nodemailer/**', 'src/redis/**'],
     rules: {
       'no-restricted-imports': ['error', { paths: ioPaths }],
       'no-restricted-globals': [

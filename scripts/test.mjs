@@ -38,6 +38,7 @@ const TOOLS = [
   ['ldns-signzone', 'ldnsutils'],
   ['dig', 'bind9-dnsutils'],
   ['tcpdump', 'tcpdump'],
+  ['redis-server', 'redis-server'],
 ]
 
 function preflight() {

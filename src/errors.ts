@@ -68,7 +68,10 @@ export type ErrorCode =
   | 'ERR_ABORTED'
   // MTA-STS and TLS-RPT (RFC 8461, RFC 8460)
   | 'ERR_MTA_STS_SYNTAX'
+  | 'ERR_MTA_STS_FETCH'
   | 'ERR_TLSRPT_SYNTAX'
+  // policy stores (Redis)
+  | 'ERR_STORE'
   // REQUIRETLS (RFC 8689)
   | 'ERR_REQUIRETLS'
   // trust stores (CAfile, CApath, tafile; adapters)

@@ -68,6 +68,28 @@ export interface ProbeArgs {
   verbose: boolean
 }
 
+/** `mta-sts` after argument checks. */
+export interface MtaStsArgs {
+  domain: string
+  resolvers?: string[]
+  caFile?: string
+  /** HTTPS port of the policy host (tests and labs; default 443). */
+  port?: number
+  /** Connect to loopback and private addresses too (tests and labs). */
+  allowPrivate: boolean
+  timeoutMs?: number
+  json: boolean
+}
+
+/** `tlsrpt` after argument checks: a domain, a report file, or both. */
+export interface TlsRptArgs {
+  domain?: string
+  resolvers?: string[]
+  report?: string
+  timeoutMs?: number
+  json: boolean
+}
+
 /** Does this look like one of our coded errors (`SmtpTlsError` and subclasses), without importing it? */
 export function isCoded(e: unknown): e is Error & { code: string; temporary: boolean } {
   if (!(e instanceof Error)) return false

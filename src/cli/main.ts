@@ -21,8 +21,10 @@ import {
   firstLine,
   isCoded,
   type CliIo,
+  type MtaStsArgs,
   type ProbeArgs,
   type TlsaArgs,
+  type TlsRptArgs,
 } from './common.js'
 
 export { EX_DATAERR, EX_NOINPUT, EX_OK, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE } from './common.js'
@@ -59,6 +61,8 @@ const MAIN_HELP = `Usage: smtp-tls-policy <command> [options]
 Commands:
   probe <domain|[host]|host:port>   probe a destination's SMTP TLS like posttls-finger
   tlsa <cert.pem|cert.der>          print the TLSA record for a certificate
+  mta-sts <domain>                  print a domain's MTA-STS record, policy and the MX hosts it admits
+  tlsrpt [<domain>] [--report FILE] print a domain's TLS-RPT record; check a TLS-RPT report file
 
 Run "smtp-tls-policy <command> --help" for a command's options.
 
@@ -111,6 +115,41 @@ Options:
 Exit status: 0 the level is satisfied, 75 delivery would be deferred, 69 permanent failure
 (null MX, no such domain, REQUIRETLS), 64 usage error, 65 a bad policy table or CA file,
 66 a file cannot be opened.`
+
+const MTA_STS_HELP = `Usage: smtp-tls-policy mta-sts <domain> [options]
+
+Look up _mta-sts.<domain> (RFC 8461 §3.1), fetch https://mta-sts.<domain>/.well-known/mta-sts.txt
+with strict certificate checks (§3.3: no redirects, text/plain, at most 64 KiB), and print the
+record, the policy, its cache lifetime and which of the domain's MX hosts it admits (§4.1).
+
+Options:
+  --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
+  --ca-file FILE        trust anchors (PEM) for mta-sts.<domain> (default: Node's root store)
+  --timeout SECONDS     for each DNS query and for the policy fetch (default 10)
+  --port N              HTTPS port of mta-sts.<domain> (default 443; for tests and labs)
+  --allow-private       fetch from loopback and private addresses too (refused by default)
+  --json                print one JSON object instead of text
+  -h, --help            show this help
+
+Exit status: 0 a policy was found, or the domain has no MTA-STS record; 65 the record or the
+policy is invalid; 75 a DNS or HTTPS failure (the policy could not be fetched); 64 usage error;
+65 a bad CA file; 66 a file cannot be opened.`
+
+const TLSRPT_HELP = `Usage: smtp-tls-policy tlsrpt [<domain>] [--report FILE] [options]
+
+Print the TLS-RPT record of a domain (_smtp._tls.<domain>, RFC 8460 §3), and/or check a report
+file (JSON, or gzip-compressed JSON) against RFC 8460 §4.4.
+
+Options:
+  --report FILE         a TLS-RPT report to check (at most 16 MiB, 64 MiB uncompressed)
+  --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
+  --timeout SECONDS     for each DNS query (default: resolv.conf's timeout, else 5)
+  --json                print one JSON object instead of text
+  -h, --help            show this help
+
+Exit status: 0 the record was printed (or the domain has none) and the report is valid;
+65 the record or the report is invalid; 75 a DNS failure; 64 usage error; 66 the report
+cannot be opened.`
 
 /** The levels `--level` takes: CONFIGURABLE_LEVELS of src/policy/levels.ts (a test keeps them equal). */
 export const CLI_LEVELS: readonly string[] = ['none', 'may', 'encrypt', 'fingerprint', 'dane', 'dane-only', 'verify', 'secure']
@@ -234,6 +273,61 @@ function parseProbe(args: string[]): ProbeArgs | undefined {
   return a
 }
 
+function checkDomainArg(domain: string): string {
+  const d = domain.endsWith('.') ? domain.slice(0, -1) : domain
+  if (!isDnsName(d) || d.includes('_')) usage(`not a domain name (A-labels for IDNs): ${JSON.stringify(domain)}`)
+  return d.toLowerCase()
+}
+
+function parseMtaSts(args: string[]): MtaStsArgs | undefined {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      resolver: { type: 'string', multiple: true },
+      'ca-file': { type: 'string' },
+      timeout: { type: 'string' },
+      port: { type: 'string' },
+      'allow-private': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  if (positionals.length !== 1) usage('mta-sts takes exactly one domain')
+  const a: MtaStsArgs = { domain: checkDomainArg(positionals[0]!), allowPrivate: values['allow-private'], json: values.json }
+  if (values.resolver) a.resolvers = values.resolver
+  if (values['ca-file'] !== undefined) a.caFile = values['ca-file']
+  const port = portOption(values.port)
+  if (port !== undefined) a.port = port
+  if (values.timeout !== undefined) a.timeoutMs = intOption(values.timeout, 'timeout', 10, 3600) * 1000 || 1000
+  return a
+}
+
+function parseTlsRpt(args: string[]): TlsRptArgs | undefined {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      report: { type: 'string' },
+      resolver: { type: 'string', multiple: true },
+      timeout: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  if (positionals.length > 1) usage('tlsrpt takes at most one domain')
+  if (positionals.length === 0 && values.report === undefined) usage('tlsrpt takes a domain, a --report file, or both')
+  const a: TlsRptArgs = { json: values.json }
+  if (positionals.length === 1) a.domain = checkDomainArg(positionals[0]!)
+  else if (values.resolver) usage('--resolver needs a domain')
+  if (values.report !== undefined) a.report = values.report
+  if (values.resolver) a.resolvers = values.resolver
+  if (values.timeout !== undefined) a.timeoutMs = intOption(values.timeout, 'timeout', 5, 3600) * 1000 || 1000
+  return a
+}
+
 /**
  * Report an error in one line on `err` and return its exit status: a {@link CliError} carries its
  * own; the argument parser's errors are 64; a coded library error is 64 for a bad argument, else 75
@@ -282,6 +376,18 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         if (a === undefined) return help(PROBE_HELP, io)
         const { probeCommand } = await import('./probe.js')
         return await probeCommand(a, io)
+      }
+      case 'mta-sts': {
+        const a = parseMtaSts(rest)
+        if (a === undefined) return help(MTA_STS_HELP, io)
+        const { mtaStsCommand } = await import('./mta-sts.js')
+        return await mtaStsCommand(a, io)
+      }
+      case 'tlsrpt': {
+        const a = parseTlsRpt(rest)
+        if (a === undefined) return help(TLSRPT_HELP, io)
+        const { tlsRptCommand } = await import('./tlsrpt.js')
+        return await tlsRptCommand(a, io)
       }
       case undefined:
       case '-h':

@@ -78,3 +78,8 @@ export type { ReceivedClientCertificate, TlsKeyExchangeFacts, TlsSessionFacts, T
 export type { PinDigest } from '../pin/fingerprint.js'
 export type { PolicyWarning } from '../policy/table.js'
 export type { TrustAnchor } from '../dane/anchors.js'
+export { fetchMtaStsPolicy, getMtaStsPolicy, getTlsRptRecord, storeErrorChannel, MTA_STS_MAX_POLICY_BYTES } from './mta-sts.js'
+export type { GetMtaStsPolicyOptions, MtaStsFetchOptions, MtaStsFetchResult, MtaStsLookup, TlsRptRecordOptions } from './mta-sts.js'
+export type { MtaStsPolicy, MtaStsRecord, MtaStsTxtState, MtaStsCacheDecision, MtaStsMode, MtaStsExtension } from '../mta-sts/index.js'
+export type { TlsRptRecord, TlsRptExtension } from '../tlsrpt/record.js'
+export type { TraceStep } from '../policy/trace.js'

@@ -55,6 +55,10 @@ describe('CLI start-up: what each command loads', () => {
     ['no command', [], 64],
     ['tlsa --help', ['tlsa', '--help'], 0],
     ['probe --help', ['probe', '--help'], 0],
+    ['mta-sts --help', ['mta-sts', '--help'], 0],
+    ['tlsrpt --help', ['tlsrpt', '--help'], 0],
+    ['a usage error (mta-sts without a domain)', ['mta-sts'], 64],
+    ['a usage error (tlsrpt with nothing to do)', ['tlsrpt'], 64],
     ['a usage error (no destination)', ['probe'], 64],
     ['a usage error (an unknown level)', ['probe', 'example.com', '--level', 'paranoid'], 64],
     ['a usage error (a newline in --host)', ['tlsa', 'x.pem', '--host', 'a\nb'], 64],
@@ -69,6 +73,12 @@ describe('CLI start-up: what each command loads', () => {
     for (const m of mods) {
       assert.doesNotMatch(m, /dns-packet|^dist\/(node|policy|smtp|dane|pin)\/|^node:(tls|net|dgram|dns)$/, m)
     }
+  })
+  it('tlsrpt --report: the validator, no driver, no TLS, no sockets', () => {
+    const mods = loaded(['tlsrpt', '--report', 'test/vectors/tlsrpt/rfc8460-example.json'], 0)
+    assert.ok(mods.includes('dist/cli/tlsrpt.js'))
+    assert.ok(mods.includes('dist/tlsrpt/validate.js'))
+    for (const m of mods) assert.doesNotMatch(m, /^dist\/(policy|smtp|dane|pin)\/|^dist\/node\/connect|^node:(tls|net|dgram)$/, m)
   })
 })
 

@@ -222,7 +222,7 @@ export function soa(zone: string, minimum = 60, ttl = 300): Rr {
   }
 }
 
-export type ZoneRecord = [name: string, type: 'A' | 'AAAA' | 'MX' | 'TLSA' | 'CNAME', data: unknown]
+export type ZoneRecord = [name: string, type: 'A' | 'AAAA' | 'MX' | 'TLSA' | 'TXT' | 'CNAME', data: unknown]
 export interface ZoneSpec {
   records: ZoneRecord[]
   /** names whose data is unsigned (AD clear when the answer touches them) */
