@@ -37,7 +37,7 @@ export interface DeliveryMessage {
   body: DeliveryBody
 }
 
-/** Options of {@link deliver} and {@link openDeliverySession}: those of {@link connect}, and AUTH for a relay. @public */
+/** Options of `deliver` and {@link openDeliverySession}: those of {@link connect}, and AUTH for a relay. @public */
 export interface DeliverOptions extends ConnectOptions {
   /** SASL credentials (RFC 4954) for a relay: sent only over TLS, after the policy accepted the peer; redacted everywhere. */
   auth?: SmtpAuthCredentials

@@ -1,4 +1,4 @@
-// Every export of both entry points, called with values of every JS type, either returns or throws
+// Every export of the entry points, called with values of every JS type, either returns or throws
 // (rejects with) a coded SmtpTlsError: never a bare TypeError/RangeError (DESIGN.md §3, issue 10 §3).
 // Generic: the exports are enumerated, so a new export is covered without editing this file.
 import assert from 'node:assert/strict'
@@ -11,6 +11,7 @@ import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import * as core from '../../src/index.js'
 import * as node from '../../src/node/index.js'
+import * as nodemailer from '../../src/nodemailer/index.js'
 
 // Not functions or classes: constants and tables, nothing to call.
 const NOT_CALLABLE = new Set([
@@ -30,7 +31,7 @@ const NOT_CALLABLE = new Set([
 const ELSEWHERE = new Set<string>([])
 // Node functions that do I/O with valid-looking input: only wrong types are passed (first argument
 // never a string), and they must fail before any socket or file is touched.
-const DOES_IO = new Set(['connect', 'probe', 'discoverDestination', 'readCertificateFile'])
+const DOES_IO = new Set(['connect', 'probe', 'discoverDestination', 'readCertificateFile', 'deliver', 'openDeliverySession'])
 
 const hostile = {
   get type() {
@@ -147,6 +148,7 @@ function spyIo(): () => void {
 for (const [entry, mod] of [
   ['smtp-tls-policy', core],
   ['smtp-tls-policy/node', node],
+  ['smtp-tls-policy/nodemailer', nodemailer],
 ] as const) {
   describe(`${entry}: every export refuses wrong types with a coded error`, () => {
     for (const [name, f] of Object.entries(mod)) {
