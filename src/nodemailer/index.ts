@@ -469,15 +469,19 @@ export class SmtpTlsTransport extends EventEmitter {
       if (!g) groups.set(d, (g = []))
       g.push(address)
     }
-    const domains: Record<string, SmtpTlsDomainResult> = {}
+    const done = new Map<string, SmtpTlsDomainResult>()
     const queue = [...groups.entries()]
+    // domains at once, within the bound; each domain's recipients in one transaction
     const worker = async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [dest, rcpts] = next
-        domains[dest] = await this.#deliverGroup(dest, from, rcpts, mail, signal)
+        done.set(dest, await this.#deliverGroup(dest, from, rcpts, mail, signal))
       }
     }
     await Promise.all(Array.from({ length: Math.min(this.#s.maxConcurrentDomains, queue.length) }, worker))
+    // in the order of the recipients
+    const domains: Record<string, SmtpTlsDomainResult> = {}
+    for (const d of groups.keys()) domains[d] = done.get(d)!
     return this.#outcome(from, to, messageId, domains, local)
   }
 
