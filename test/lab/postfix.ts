@@ -23,7 +23,28 @@ export interface SmtpdSpec {
 export interface PostfixLabOptions {
   /** extra main.cf lines, e.g. for benchmarks */
   extraMain?: string[]
+  /** extra master.cf lines, e.g. the queue manager and a delivery agent for a lab that receives mail */
+  services?: string[]
 }
+
+/**
+ * The master.cf services that take a message from smtpd to a mailbox (cleanup, qmgr, trivial-rewrite,
+ * bounce, the error agents, virtual(8)), chroot off like the rest of the lab; pass as `services`.
+ */
+export const DELIVERY_SERVICES: readonly string[] = [
+  'cleanup unix n - n - 0 cleanup',
+  'qmgr unix n - n 300 1 qmgr',
+  'rewrite unix - - n - - trivial-rewrite',
+  'bounce unix - - n - 0 bounce',
+  'defer unix - - n - 0 bounce',
+  'trace unix - - n - 0 bounce',
+  'verify unix - - n - 1 verify',
+  'error unix - - n - - error',
+  'retry unix - - n - - error',
+  'discard unix - - n - - discard',
+  'scache unix - - n - 1 scache',
+  'virtual unix - n n - - virtual',
+]
 
 export interface PostfixLab {
   dir: string
@@ -83,6 +104,13 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
   for (const d of [conf, queue, data, join(queue, 'pid'), join(queue, 'public'), join(queue, 'private')]) mkdirSync(d, { recursive: true })
   const postfixUid = uid('postfix')
   for (const d of [queue, data, join(queue, 'public'), join(queue, 'private')]) chownSync(d, postfixUid, -1)
+  if (options.services) {
+    // the queue manager's directories (postfix-files), which `postfix start` would create
+    for (const q of ['incoming', 'active', 'deferred', 'defer', 'bounce', 'trace', 'flush', 'hold', 'corrupt', 'saved']) {
+      mkdirSync(join(queue, q), { mode: 0o700 })
+      chownSync(join(queue, q), postfixUid, -1)
+    }
+  }
   const services: string[] = []
   specs.forEach((s, i) => {
     assertLoopback(s.address)
@@ -133,6 +161,7 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
       'anvil unix - - n - 1 anvil',
       'proxymap unix - - n - - proxymap',
       'postlog unix-dgram n - n - 1 postlogd',
+      ...(options.services ?? []),
       '',
     ].join('\n'),
   )
