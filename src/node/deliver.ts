@@ -636,6 +636,11 @@ export async function deliver(
   } catch (e) {
     throw coded(e, 'deliver')
   }
+  // RFC 8689 §4.2.1: a REQUIRETLS message needs a verified peer, so the driver chooses the MX hosts
+  // with that in mind (a host that cannot be verified is skipped, as REQUIRETLS's 5.7.30 says).
+  if (o.message?.requireTls === undefined && list.some((m) => m.envelope.requireTls === true)) {
+    o = { ...o, message: { ...o.message, requireTls: true } }
+  }
   const session = await openDeliverySession(destination, o)
   try {
     const results = await Promise.all(list.map((m) => session.send(m)))

@@ -522,7 +522,7 @@ export class SmtpTlsTransport extends EventEmitter {
     let session: DeliverySession
     let entry: PoolEntry | undefined
     try {
-      ;({ session, entry } = await this.#acquire(dest, signal))
+      ;({ session, entry } = await this.#acquire(dest, signal, mail.data.requireTLSExtensionEnabled === true))
     } catch (e) {
       const error = isSmtpTlsError(e)
         ? e
@@ -573,8 +573,13 @@ export class SmtpTlsTransport extends EventEmitter {
     return out
   }
 
-  async #acquire(dest: string, signal: AbortSignal | undefined): Promise<{ session: DeliverySession; entry?: PoolEntry }> {
-    const pool = this.#s.pool
+  async #acquire(
+    dest: string,
+    signal: AbortSignal | undefined,
+    requireTls: boolean,
+  ): Promise<{ session: DeliverySession; entry?: PoolEntry }> {
+    // RFC 8689 §4.2.1: a REQUIRETLS message gets its own session, chosen for a verified peer (never pooled)
+    const pool = requireTls ? undefined : this.#s.pool
     if (pool) {
       const list = this.#pool.get(dest) ?? []
       const free = list.find((e) => e.session.busy === 0 && !e.session.closed)
@@ -585,6 +590,7 @@ export class SmtpTlsTransport extends EventEmitter {
       }
     }
     const o = this.#connectOptions(dest)
+    if (requireTls) o.message = { requireTls: true }
     const session = await openDeliverySession(dest, {
       ...o,
       ...(this.#s.auth && this.#s.relay !== undefined ? { auth: this.#s.auth } : {}),

@@ -229,6 +229,59 @@ describe('deliver(): recipients and extensions', () => {
   }
 })
 
+describe('deliver(): REQUIRETLS (RFC 8689)', () => {
+  it('offered on the verified session: REQUIRETLS sent', async () => {
+    const s = await sink({ smtp: { hideREQUIRETLS: false } }) // smtp-server hides it by default
+    const o = await destination(s.port)
+    const r = await deliver(
+      'dlv.test',
+      { envelope: { from: 'a@example.org', to: ['b@dlv.test'], requireTls: true }, body: BODY },
+      { ...o, level: 'dane' },
+    )
+    assert.deepEqual(r.accepted, ['b@dlv.test'])
+    assert.match(s.commands.find((c) => c.startsWith('MAIL')) ?? '', /REQUIRETLS/)
+  })
+
+  it('hidden after STARTTLS: ERR_REQUIRETLS (5.7.30, permanent for this host) before MAIL FROM', async () => {
+    const s = await sink({ smtp: { hideREQUIRETLS: true } }) // smtp-server's default, made explicit
+    const o = await destination(s.port)
+    await assert.rejects(
+      deliver(
+        'dlv.test',
+        { envelope: { from: 'a@example.org', to: ['b@dlv.test'], requireTls: true }, body: BODY },
+        { ...o, level: 'dane' },
+      ),
+      (e) => e instanceof SmtpTlsConnectError && e.code === 'ERR_REQUIRETLS' && e.enhancedStatus === '5.7.30',
+    )
+    assert.ok(!s.commands.some((c) => c.startsWith('MAIL')))
+  })
+
+  it('on an open session that is not verified, the machine still refuses it (5.7.30), never sent', async () => {
+    const s = await sink({ smtp: { hideREQUIRETLS: false } })
+    const o = await destination(s.port, undefined)
+    const session = await openDeliverySession('dlv.test', { ...o, level: 'may' })
+    const r = await session.send({ envelope: { from: 'a@example.org', to: ['b@dlv.test'], requireTls: true }, body: BODY })
+    await session.close()
+    assert.equal(r.outcome.status, 'untrusted')
+    assert.equal(r.recipients[0]?.enhancedStatus, '5.7.30')
+    assert.ok(!s.commands.some((c) => c.startsWith('MAIL')))
+  })
+
+  it('at level may with a server that is not authenticated: no session is good enough, rejected before MAIL FROM', async () => {
+    const s = await sink()
+    const o = await destination(s.port, undefined)
+    await assert.rejects(
+      deliver(
+        'dlv.test',
+        { envelope: { from: 'a@example.org', to: ['b@dlv.test'], requireTls: true }, body: BODY },
+        { ...o, level: 'may' },
+      ),
+      (e) => e instanceof SmtpTlsConnectError && e.code === 'ERR_REQUIRETLS',
+    )
+    assert.ok(!s.commands.some((c) => c.startsWith('MAIL')))
+  })
+})
+
 describe('deliver(): bodies', () => {
   it('a Readable of 4 MB arrives intact (streamed, chunk by chunk)', async () => {
     const s = await sink()
@@ -455,13 +508,27 @@ describe('deliver(): a hostile or failing server (level may, plaintext)', () => 
     assert.match(r.recipients[0]?.enhancedStatus ?? '', /^4\./)
   })
 
-  it('a server that stops reading mid-body: timeoutMs gives pending 4.4.2 (ERR_SMTP_TIMEOUT)', async () => {
+  it('a server that stops reading mid-body: timeoutMs gives pending 4.4.2 (ERR_SMTP_TIMEOUT), and the body is read only as the socket drains', async () => {
     const srv = await scripted({ onData: (sock) => sock.pause() })
     const o = await destination(srv.port, undefined)
-    const r = await deliver('dlv.test', msg(['b@dlv.test'], Buffer.alloc(32 * 1024 * 1024, 0x61)), { ...o, level: 'may', timeoutMs: 300 })
+    // 64 MB on offer; backpressure means only what the socket buffers took was ever read
+    let produced = 0
+    const chunk = Buffer.alloc(64 * 1024, 0x61)
+    const body = new Readable({
+      read() {
+        if (produced >= 64 * 1024 * 1024) {
+          this.push(null)
+          return
+        }
+        produced += chunk.length
+        this.push(chunk)
+      },
+    })
+    const r = await deliver('dlv.test', msg(['b@dlv.test'], body), { ...o, level: 'may', timeoutMs: 300 })
     assert.deepEqual(r.pending, ['b@dlv.test'])
     assert.equal(r.error?.code, 'ERR_SMTP_TIMEOUT')
     assert.equal(r.recipients[0]?.enhancedStatus, '4.4.2')
+    assert.ok(produced < 16 * 1024 * 1024, `read ${produced} bytes of the body while the server read nothing`)
   })
 
   it('a body source that stalls: timeoutMs gives pending 4.4.2', async () => {
