@@ -9,7 +9,7 @@ import { coded, describeValue, invalidArgument, isBytes } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import type { Verdict } from '../policy/decide.js'
 import type { TraceStep } from '../policy/trace.js'
-import type { EhloCapabilities } from '../smtp/ehlo.js'
+import { parseEhloCapabilities, type EhloCapabilities } from '../smtp/ehlo.js'
 import { checkEnvelope } from '../smtp/envelope.js'
 import type { SmtpReply } from '../smtp/reply.js'
 import {
@@ -559,8 +559,13 @@ function checkOptions(options: unknown, what: string): DeliverOptions {
   if (options === undefined) return {}
   if (typeof options !== 'object' || options === null)
     throw invalidArgument(`${what}: options must be an object, got ${describeValue(options)}`)
-  return options as DeliverOptions
+  const o = options as DeliverOptions
+  // The credentials are checked before any I/O: the machine's own check, on capabilities of nothing.
+  if (o.auth !== undefined) new SmtpTransaction({ capabilities: NO_CAPABILITIES, secure: true, auth: o.auth })
+  return o
 }
+
+const NO_CAPABILITIES = parseEhloCapabilities(['check'])
 
 /**
  * Open a policy-checked session to a destination for several messages ({@link connect}, then the

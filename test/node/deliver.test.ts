@@ -564,5 +564,15 @@ describe('deliver(): arguments', () => {
       await assert.rejects(deliver('dlv.test', m as never, { port: 1 }), (e: { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT')
     }
     await assert.rejects(deliver('dlv.test', [] as never), (e: { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT')
+    // bad credentials too, before any connection
+    const s = await sink()
+    const o = await destination(s.port)
+    for (const auth of [{ username: '', password: 'x' }, { username: 'u' }, 'u:p']) {
+      await assert.rejects(
+        deliver('dlv.test', msg(), { ...o, auth: auth as never }),
+        (e: { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT',
+      )
+    }
+    assert.equal(s.connections, 0)
   })
 })
