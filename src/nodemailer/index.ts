@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events'
 import type { Readable } from 'node:stream'
-import { isSmtpTlsError, parsePolicyTable, SmtpTlsError } from '../index.js'
+import { isSmtpTlsError, parseEhloCapabilities, parsePolicyTable, SmtpTlsError, SmtpTransaction } from '../index.js'
 import type {
   PolicyOptions,
   PolicyTable,
@@ -227,6 +227,8 @@ function checkAuth(a: unknown): SmtpAuthCredentials {
     if (typeof o.authzid !== 'string') throw invalid('auth.authzid must be a string')
     out.authzid = o.authzid
   }
+  // the transaction's own checks (non-empty username, no NUL), now rather than after a connection
+  new SmtpTransaction({ capabilities: parseEhloCapabilities(['check']), secure: true, auth: out })
   return out
 }
 

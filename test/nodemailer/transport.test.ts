@@ -223,7 +223,17 @@ describe('SmtpTlsTransport: relay', () => {
 
 describe('SmtpTlsTransport: options', () => {
   it('bad options throw ERR_INVALID_ARGUMENT or ERR_POLICY_SYNTAX at construction', () => {
-    const bad: unknown[] = [null, 5, { level: 'bogus' }, { relayPolicy: 'encrypt' }, { port: 0 }, { pool: 'yes' }, { auth: { user: 5 } }]
+    const bad: unknown[] = [
+      null,
+      5,
+      { level: 'bogus' },
+      { relayPolicy: 'encrypt' },
+      { port: 0 },
+      { pool: 'yes' },
+      { auth: { user: 5 } },
+      { auth: { user: '', pass: 'x' } },
+      { auth: { user: 'u', pass: 'a\0b' } },
+    ]
     for (const o of bad)
       assert.throws(
         () => new SmtpTlsTransport(o as never),
