@@ -163,6 +163,24 @@ describe('SmtpTlsTransport: direct to MX', () => {
     assert.deepEqual(got, await composed(m, { dkim }))
   })
 
+  it("Nodemailer's dsn and requireTLSExtensionEnabled become DSN parameters and REQUIRETLS (RFC 3461, RFC 8689)", async () => {
+    const { sink, options } = await world({ smtp: { hideDSN: false, hideREQUIRETLS: false } })
+    const mailer = nodemailer.createTransport(new SmtpTlsTransport(options))
+    await mailer.sendMail(
+      mail('bob@good.test', {
+        dsn: { id: 'env-1', return: 'headers', notify: ['failure', 'delay'], recipient: 'alice@example.org' },
+        requireTLSExtensionEnabled: true,
+      } as Partial<Mail.Options>),
+    )
+    const mailCmd = sink.commands.find((c) => c.startsWith('MAIL')) ?? ''
+    const rcptCmd = sink.commands.find((c) => c.startsWith('RCPT')) ?? ''
+    assert.match(mailCmd, /RET=HDRS/)
+    assert.match(mailCmd, /ENVID=env-1/)
+    assert.match(mailCmd, /REQUIRETLS/)
+    assert.match(rcptCmd, /NOTIFY=FAILURE,DELAY/)
+    assert.match(rcptCmd, /ORCPT=rfc822;alice@example\.org/)
+  })
+
   it('pool: several messages on one session (RSET between), close() sends QUIT, isIdle()', async () => {
     const { sink, options } = await world()
     const transport = new SmtpTlsTransport({ ...options, pool: true })
