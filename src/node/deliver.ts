@@ -321,24 +321,30 @@ class Session implements DeliverySession {
   #start(message: DeliveryMessage, signal: AbortSignal | undefined, resolve: (r: DeliveryResult) => void): void {
     const source = bodySource(message.body)
     const f: InFlight = { message, source, resolve, mark: logged(this.#tx.transcript), signal, onAbort: () => this.#abort(signal) }
-    if (this.#closed) {
+    if (this.#closed || signal?.aborted) {
+      // never on the wire: aborted while it waited its turn, or the session has ended
       source.cancel()
-      resolve(this.#unsent(message))
+      const aborted = !this.#closed && signal?.aborted
+      resolve(
+        this.#unsent(
+          message,
+          aborted
+            ? new SmtpTlsError('ERR_ABORTED', 'aborted before it was sent', { enhancedStatus: '4.3.0', cause: signal?.reason })
+            : undefined,
+        ),
+      )
       return
     }
     this.#current = f
-    if (signal) {
-      if (signal.aborted) {
-        queueMicrotask(f.onAbort)
-      } else signal.addEventListener('abort', f.onAbort, { once: true })
-    }
+    signal?.addEventListener('abort', f.onAbort, { once: true })
     this.#arm()
     this.#run(this.#tx.handle({ type: 'mail', envelope: message.envelope }))
   }
 
-  /** A message that never went on the wire because the session had ended: every recipient pending. */
-  #unsent(message: DeliveryMessage): DeliveryResult {
+  /** A message that never went on the wire (the session had ended, or it was aborted): every recipient pending. */
+  #unsent(message: DeliveryMessage, why?: SmtpTlsError): DeliveryResult {
     const error =
+      why ??
       this.#closeError ??
       new SmtpTlsError('ERR_STATE', `the session with ${this.mx}[${this.address}] is closed`, { enhancedStatus: '4.3.0' })
     const recipients: SmtpRecipientResult[] = message.envelope.to.map((r) => ({

@@ -366,6 +366,20 @@ describe('deliver(): bodies', () => {
     const late = await session.send(msg())
     assert.deepEqual(late.pending, ['b@dlv.test'])
   })
+
+  it('send() with an aborted signal: never on the wire (ERR_ABORTED, pending), the session goes on', async () => {
+    const s = await sink()
+    const o = await destination(s.port)
+    const session = await openDeliverySession('dlv.test', { ...o, level: 'dane' })
+    const ac = new AbortController()
+    ac.abort()
+    const [a, b] = await Promise.all([session.send(msg(['x@dlv.test']), { signal: ac.signal }), session.send(msg())])
+    await session.close()
+    assert.equal(a.error?.code, 'ERR_ABORTED')
+    assert.deepEqual(a.pending, ['x@dlv.test'])
+    assert.deepEqual(b.accepted, ['b@dlv.test'])
+    assert.ok(!s.commands.some((c) => c.includes('x@dlv.test')))
+  })
 })
 
 describe('deliver(): credentials', () => {
