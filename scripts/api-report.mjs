@@ -5,7 +5,7 @@ import { Extractor, ExtractorConfig } from '@microsoft/api-extractor'
 
 const check = process.argv.includes('--check')
 let failed = false
-for (const file of ['api-extractor.json', 'api-extractor.node.json', 'api-extractor.redis.json']) {
+for (const file of ['api-extractor.json', 'api-extractor.node.json', 'api-extractor.redis.json', 'api-extractor.nodemailer.json']) {
   const config = ExtractorConfig.loadFileAndPrepare(file)
   const result = Extractor.invoke(config, { localBuild: !check, showVerboseMessages: false })
   if (!result.succeeded) {

@@ -1,5 +1,5 @@
 /**
- * smtp-tls-policy/node: the Node I/O adapters (DNSSEC-aware resolver, destination discovery, connection driver and probe).
+ * smtp-tls-policy/node: the Node I/O adapters (DNSSEC-aware resolver, destination discovery, connection driver, probe and delivery).
  * They gather facts, hand them to the pure core and carry out its decision.
  *
  * @packageDocumentation
@@ -29,6 +29,8 @@ export type {
 export { discoverDestination } from './discovery.js'
 export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
 export type { ConnectAttempt, ConnectOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
+export { deliver, openDeliverySession } from './deliver.js'
+export type { DeliverOptions, DeliveryBody, DeliveryMessage, DeliveryResult, DeliverySession } from './deliver.js'
 export type { DiscoverOptions } from './discovery.js'
 export type {
   CnameLink,

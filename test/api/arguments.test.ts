@@ -12,6 +12,7 @@ import fc from 'fast-check'
 import * as core from '../../src/index.js'
 import * as node from '../../src/node/index.js'
 import * as redis from '../../src/redis/index.js'
+import * as nodemailer from '../../src/nodemailer/index.js'
 
 // Not functions or classes: constants and tables, nothing to call.
 const NOT_CALLABLE = new Set([
@@ -45,6 +46,8 @@ const DOES_IO = new Set([
   'getMtaStsPolicy',
   'getTlsRptRecord',
   'loadTrustStore',
+  'deliver',
+  'openDeliverySession',
 ])
 
 const hostile = {
@@ -163,6 +166,7 @@ for (const [entry, mod] of [
   ['smtp-tls-policy', core],
   ['smtp-tls-policy/node', node],
   ['smtp-tls-policy/redis', redis],
+  ['smtp-tls-policy/nodemailer', nodemailer],
 ] as const) {
   describe(`${entry}: every export refuses wrong types with a coded error`, () => {
     for (const [name, f] of Object.entries(mod)) {

@@ -10,6 +10,14 @@ const examples: Array<[string, RegExp]> = [
   ['examples/verify-dane.ts', /ERR_DANE_NO_USABLE_RECORDS/],
   ['examples/pins.ts', /ERR_PIN_SYNTAX/],
   ['examples/policy-table.ts', /example\.com: verified[\s\S]*mail\.example\.net: deferred 4\.7\.5/],
+  [
+    'examples/nodemailer-direct.ts',
+    /accepted: bob@good\.example\.test\npending: {2}carol@mismatch\.example\.test[\s\S]*good\.example\.test: sent, verified[\s\S]*mismatch\.example\.test: deferred, no session: 4\.7\.5/,
+  ],
+  [
+    'examples/nodemailer-relay.ts',
+    /right pin: accepted someone@example\.net; verified at fingerprint[\s\S]*wrong pin: 451 4\.7\.5 ERR_PIN_MISMATCH/,
+  ],
 ]
 
 describe('examples', () => {

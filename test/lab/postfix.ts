@@ -37,7 +37,28 @@ export interface PostfixLabOptions {
   deliverMail?: boolean
   /** extra master.cf lines, e.g. smtp(8) transports with their own `-o` settings */
   extraMaster?: string[]
+  /** extra master.cf lines, e.g. the queue manager and a delivery agent for a lab that receives mail */
+  services?: string[]
 }
+
+/**
+ * The master.cf services that take a message from smtpd to a mailbox (cleanup, qmgr, trivial-rewrite,
+ * bounce, the error agents, virtual(8)), chroot off like the rest of the lab; pass as `services`.
+ */
+export const DELIVERY_SERVICES: readonly string[] = [
+  'cleanup unix n - n - 0 cleanup',
+  'qmgr unix n - n 300 1 qmgr',
+  'rewrite unix - - n - - trivial-rewrite',
+  'bounce unix - - n - 0 bounce',
+  'defer unix - - n - 0 bounce',
+  'trace unix - - n - 0 bounce',
+  'verify unix - - n - 1 verify',
+  'error unix - - n - - error',
+  'retry unix - - n - - error',
+  'discard unix - - n - - discard',
+  'scache unix - - n - 1 scache',
+  'virtual unix - n n - - virtual',
+]
 
 export interface PostfixLab {
   dir: string
@@ -97,12 +118,14 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
   for (const d of [conf, queue, data, join(queue, 'pid'), join(queue, 'public'), join(queue, 'private')]) mkdirSync(d, { recursive: true })
   const postfixUid = uid('postfix')
   const accept = options.acceptMail === true || options.deliverMail === true
-  const queueDirs = accept
-    ? ['incoming', 'active', 'deferred', 'hold', 'corrupt', 'maildrop', 'bounce', 'defer', 'trace', 'flush', 'saved'].map((d) =>
-        join(queue, d),
-      )
-    : []
-  for (const d of queueDirs) mkdirSync(d, { recursive: true })
+  // the queue manager's directories (postfix-files), which `postfix start` would create
+  const queueDirs =
+    accept || options.services
+      ? ['incoming', 'active', 'deferred', 'hold', 'corrupt', 'maildrop', 'bounce', 'defer', 'trace', 'flush', 'saved'].map((d) =>
+          join(queue, d),
+        )
+      : []
+  for (const d of queueDirs) mkdirSync(d, { recursive: true, mode: 0o700 })
   for (const d of [queue, data, join(queue, 'public'), join(queue, 'private'), ...queueDirs]) chownSync(d, postfixUid, -1)
   const services: string[] = []
   specs.forEach((s, i) => {
@@ -170,6 +193,7 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
           ]
         : []),
       ...(options.extraMaster ?? []),
+      ...(options.services ?? []),
       '',
     ].join('\n'),
   )
