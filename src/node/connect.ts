@@ -23,12 +23,16 @@ import { mustEncrypt, type EffectiveLevel, type SecurityLevel } from '../policy/
 import { tlsCipherList } from '../policy/ciphers.js'
 import { lookupPolicy } from '../policy/lookup.js'
 import { resolvePolicy, type EffectivePolicy, type MessageTlsOptions, type PolicyOptions } from '../policy/resolve.js'
-import type { PolicyTable } from '../policy/table.js'
+import type { PolicyTable, TlsPolicy } from '../policy/table.js'
 import { formatTrace, type TraceStep } from '../policy/trace.js'
 import type { EhloCapabilities } from '../smtp/ehlo.js'
 import { StartTlsClient, type StartTlsAction } from '../smtp/starttls.js'
 import { verifyTrustAnchors, type TrustAnchor } from '../dane/anchors.js'
 import { loadTrustStore } from './trust-store.js'
+import { getMtaStsPolicy, type MtaStsLookup } from './mta-sts.js'
+import { mtaStsVerdict, selectTransportPolicy } from '../mta-sts/apply.js'
+import { createMemoryStore } from '../store/memory.js'
+import type { PolicyStore } from '../store/types.js'
 import { discoverDestination } from './discovery.js'
 import { createResolver, type Resolver } from './resolver/index.js'
 
@@ -81,6 +85,26 @@ export interface ConnectOptions {
    * A policy table's `tafile=` replaces them for its destination.
    */
   trustAnchors?: readonly TrustAnchor[]
+  /**
+   * Apply the recipient domain's MTA-STS policy (RFC 8461); off by default. `true` caches policies in
+   * one memory store per process; pass `{ store }` to share them (`createRedisStore`). DANE wins where
+   * the TLSA RRset is validated and usable (RFC 8461 §2); an explicit policy-table entry wins too.
+   */
+  mtaSts?: boolean | MtaStsOptions
+}
+
+/** MTA-STS in {@link connect}: where policies are cached and how the policy host is reached. @public */
+export interface MtaStsOptions {
+  /** Default: one memory store for the process. */
+  store?: PolicyStore
+  /** Trust anchors (PEM) for the policy host instead of Node's root store (tests, private CAs). */
+  ca?: string | string[]
+  /** Allow a policy host on a loopback or private address (tests and labs only). */
+  allowPrivateAddresses?: boolean
+  /** HTTPS port of the policy host; default 443 (tests only). */
+  port?: number
+  /** The whole policy fetch, ms; default 10000. */
+  timeoutMs?: number
 }
 
 /** One try at one address (or a host that could not be tried). @public */
@@ -179,6 +203,7 @@ interface Settings {
   probe: boolean
   maxConcurrentSessions: number
   trustAnchors: readonly TrustAnchor[] | undefined
+  mtaSts: MtaStsOptions | undefined
 }
 
 let sessionsInFlight = 0
@@ -302,7 +327,89 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
     probe,
     maxConcurrentSessions,
     trustAnchors: anchorsOption(o.trustAnchors),
+    mtaSts: mtaStsOption(o.mtaSts),
   }
+}
+
+let processStore: PolicyStore | undefined
+function mtaStsOption(v: unknown): MtaStsOptions | undefined {
+  if (v === undefined || v === false) return undefined
+  if (v === true) return { store: (processStore ??= createMemoryStore({ maxEntries: 10_000 })) }
+  if (v === null || typeof v !== 'object') invalid('mtaSts must be a boolean or an object')
+  const o = v as MtaStsOptions
+  return { ...o, store: o.store ?? (processStore ??= createMemoryStore({ maxEntries: 10_000 })) }
+}
+
+/**
+ * The recipient domain's MTA-STS policy (RFC 8461 §3), through the store. A lookup that fails with
+ * nothing cached is no policy (§5: deliver as before); the failure stays in the trace for TLS-RPT.
+ */
+async function mtaStsLookup(facts: DestinationFacts, s: Settings): Promise<MtaStsLookup | undefined> {
+  const o = s.mtaSts
+  if (o === undefined || !facts.mxLookup) return undefined
+  try {
+    return await getMtaStsPolicy(facts.domain, {
+      resolver: s.resolver,
+      ...(o.store ? { store: o.store } : {}),
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(o.allowPrivateAddresses !== undefined ? { allowPrivateAddresses: o.allowPrivateAddresses } : {}),
+      ...(o.port !== undefined ? { port: o.port } : {}),
+      ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+      ...(s.signal ? { signal: s.signal } : {}),
+    })
+  } catch (e) {
+    if (s.signal?.aborted) throw e
+    return undefined
+  }
+}
+
+/** The policy an MTA-STS `enforce` host is held to: PKIX and the MX host name (RFC 8461 §4.2), SNI the MX host. */
+const STS_ENFORCE: TlsPolicy = Object.freeze({ level: 'secure', match: ['hostname'], servername: 'hostname' }) as TlsPolicy
+
+/**
+ * Which policy governs one MX host when the domain publishes MTA-STS (RFC 8461 §2, §4, §5): the
+ * table entry for the host, the trace steps to put first, or a deferral without connecting.
+ */
+function mtaStsForHost(
+  sts: MtaStsLookup | undefined,
+  host: MxHostFacts,
+  entry: TlsPolicy | undefined,
+): { entry: TlsPolicy | undefined; steps: TraceStep[]; error?: SmtpTlsError } {
+  if (sts === undefined) return { entry, steps: [] }
+  const steps: TraceStep[] = [...sts.trace]
+  const policy = sts.policy
+  if (policy === undefined || policy.mode === 'none') return { entry, steps }
+  const choice = selectTransportPolicy({ tlsa: host.tlsa, sts: policy })
+  steps.push(...choice.trace)
+  if (choice.applies === 'defer') {
+    // RFC 8461 §2: a DANE temporary failure never falls back to MTA-STS.
+    const error = new SmtpTlsError('ERR_DANE_TLSA_LOOKUP', `TLSA lookup for ${host.host} failed: DANE decides, MTA-STS does not apply`, {
+      enhancedStatus: '4.7.5',
+      ...(choice.tlsrpt !== undefined ? { tlsrpt: choice.tlsrpt } : {}),
+    })
+    return { entry, steps, error }
+  }
+  if (choice.applies !== 'sts-enforce' && choice.applies !== 'sts-testing') return { entry, steps }
+  const pre = mtaStsVerdict(policy, { mxHost: host.host })
+  steps.push(...pre.trace)
+  if (!pre.ok && !pre.deliver) {
+    // RFC 8461 §4.1: an MX that matches no pattern is not used under `enforce`.
+    const error = new SmtpTlsError('ERR_POLICY_NOT_MET', `MTA-STS: ${pre.detail}`, { enhancedStatus: '4.7.5', tlsrpt: pre.result })
+    return { entry, steps, error }
+  }
+  if (choice.applies === 'sts-testing') {
+    steps.push({ rule: 'MTA-STS testing → the configured level applies; failures are reported, not enforced', ref: 'RFC 8461 §5' })
+    return { entry, steps }
+  }
+  if (entry !== undefined) {
+    steps.push({
+      rule: 'MTA-STS enforce, but a policy-table entry exists → the table entry applies',
+      ref: 'postconf(5) smtp_tls_policy_maps',
+    })
+    return { entry, steps }
+  }
+  steps.push({ rule: 'MTA-STS enforce → secure, match=hostname, servername=hostname', ref: 'RFC 8461 §4.2, §5' })
+  return { entry: STS_ENFORCE, steps }
 }
 
 function anchorsOption(a: unknown): readonly TrustAnchor[] | undefined {
@@ -900,9 +1007,17 @@ async function run(destination: string, o: ConnectOptions, probe: boolean): Prom
   const derr = destinationError(facts)
   if (derr) throw new SmtpTlsConnectError(derr, attempts, facts)
   const entry = s.table ? lookupPolicy(s.table, s.nexthop, { defaultPort: 25 }) : undefined
+  const sts = await mtaStsLookup(facts, s)
   let last: SmtpTlsError | undefined
   for (const host of facts.mx) {
-    const eff = resolvePolicy({ policy: entry, destination: facts, host, options: s.policy, message: s.message })
+    const governs = mtaStsForHost(sts, host, entry)
+    if (governs.error) {
+      attempts.push({ host: host.host, port: s.port, error: governs.error, transcript: [] })
+      last = governs.error
+      continue
+    }
+    const eff = resolvePolicy({ policy: governs.entry, destination: facts, host, options: s.policy, message: s.message })
+    if (governs.steps.length > 0) eff.trace.unshift(...governs.steps)
     if (!host.usable || eff.error) {
       const error =
         eff.error ??

@@ -28,7 +28,7 @@ export type {
 } from './resolver/index.js'
 export { discoverDestination } from './discovery.js'
 export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
-export type { ConnectAttempt, ConnectOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
+export type { ConnectAttempt, ConnectOptions, MtaStsOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
 export { deliver, openDeliverySession } from './deliver.js'
 export type { DeliverOptions, DeliveryBody, DeliveryMessage, DeliveryResult, DeliverySession } from './deliver.js'
 export type { DiscoverOptions } from './discovery.js'
