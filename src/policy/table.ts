@@ -543,6 +543,10 @@ function parsePolicyTableChecked(text: string, opts: ParsePolicyTableOptions = {
   const entries = new Map<string, PolicyTableEntry>()
   const warnings: PolicyWarning[] = []
   const errors: SmtpTlsError[] = []
+  // Warnings are kept up to MAX_WARNINGS, then counted: a table with millions of ignored attributes
+  // must not keep millions of objects (issue 10 §3: time and memory stay linear and bounded).
+  let suppressed = 0
+  let lastSuppressedLine = 0
 
   const fail = (message: string, line: number, column: number): SmtpTlsError =>
     // A defective policy defers delivery (Postfix MARK_INVALID: 4.7.5), hence temporary.
@@ -586,17 +590,25 @@ function parsePolicyTableChecked(text: string, opts: ParsePolicyTableOptions = {
     const where = position(lg.segments, 0)
     let policy: TlsPolicy
     const localWarnings: PolicyWarning[] = []
+    let localSuppressed = 0
+    let localLastLine = 0
     try {
       if (valueStart >= lg.text.length || lg.text.slice(valueStart).trim().length === 0) {
         throw new Defect(`expected format: key whitespace value (no policy for "${keyRaw}")`, keyRaw.length)
       }
       policy = parseValue(lg.text.slice(valueStart), valueStart, (message, offset) => {
         const seg = segmentAt(lg.segments, offset)
-        localWarnings.push({ line: seg.line, column: offset - seg.start + 1, message: `${keyRaw}: ${message}` })
+        if (warnings.length + localWarnings.length < MAX_WARNINGS) {
+          localWarnings.push({ line: seg.line, column: offset - seg.start + 1, message: `${keyRaw}: ${message}` })
+        } else {
+          localSuppressed++
+          localLastLine = seg.line
+        }
       })
     } catch (e) {
       if (!(e instanceof Defect)) throw e
       localWarnings.length = 0
+      localSuppressed = 0
       const p = position(lg.segments, e.offset)
       const err = fail(`"${keyRaw}": ${e.message}`, p.line, p.column)
       if (mode === 'throw') throw err
@@ -605,12 +617,31 @@ function parsePolicyTableChecked(text: string, opts: ParsePolicyTableOptions = {
     }
     if (entries.has(key)) {
       // postmap: "duplicate entry", the first one is kept.
-      warnings.push({ ...where, message: `duplicate entry "${keyRaw}" ignored (first at line ${entries.get(key)!.line})` })
+      if (warnings.length < MAX_WARNINGS) {
+        warnings.push({ ...where, message: `duplicate entry "${keyRaw}" ignored (first at line ${entries.get(key)!.line})` })
+      } else {
+        suppressed++
+        lastSuppressedLine = where.line
+      }
       continue
     }
     for (const w of localWarnings) warnings.push(w)
+    if (localSuppressed > 0) {
+      suppressed += localSuppressed
+      lastSuppressedLine = localLastLine
+    }
     policy.source = { key, line: where.line }
     entries.set(key, { key, line: where.line, policy })
   }
+  if (suppressed > 0) {
+    warnings.push({
+      line: lastSuppressedLine,
+      column: 1,
+      message: `${suppressed} more warnings not listed (at most ${MAX_WARNINGS} are kept)`,
+    })
+  }
   return { entries, warnings, errors }
 }
+
+/** How many warnings `parsePolicyTable` lists before it only counts them (one last warning says how many more). */
+const MAX_WARNINGS = 1000

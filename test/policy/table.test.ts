@@ -322,16 +322,19 @@ describe('parsePolicyTable: large inputs (issue 10 §3)', () => {
     const t = parsePolicyTable(`a fingerprint match=${`${PIN2}|`.repeat(1e5)}`)
     assert.equal(lookupPolicy(t, 'a')?.match?.length, 1e5)
   })
-  it('200,000 attributes at level none: one warning each, not a stack overflow', () => {
+  it('200,000 attributes at level none: no stack overflow, warnings bounded', () => {
     const t = parsePolicyTable('a none ' + 'x '.repeat(2e5))
-    assert.equal(t.warnings.length, 2e5)
-    assert.deepEqual(t.warnings[2e5 - 1], { line: 1, column: 8 + 2 * (2e5 - 1), message: 'a: ignoring attribute "x" with TLS disabled' })
+    // 1,000 listed (the bound), then one that counts the rest
+    assert.equal(t.warnings.length, 1001)
+    assert.deepEqual(t.warnings[999], { line: 1, column: 8 + 2 * 999, message: 'a: ignoring attribute "x" with TLS disabled' })
+    assert.equal(t.warnings[1000]!.message, `${2e5 - 1000} more warnings not listed (at most 1000 are kept)`)
   })
-  it('100,000 continuation lines: every warning names its own physical line', () => {
+  it('100,000 continuation lines: every listed warning names its own physical line', () => {
     const n = 1e5
     const t = parsePolicyTable('a none\n' + ' x\n'.repeat(n))
-    assert.equal(t.warnings.length, n)
-    for (let i = 0; i < n; i++) {
+    assert.equal(t.warnings.length, 1001)
+    assert.equal(t.warnings[1000]!.line, n + 1, 'the count names the last physical line')
+    for (let i = 0; i < 1000; i++) {
       const w = t.warnings[i]!
       if (w.line !== i + 2 || w.column !== 2)
         assert.fail(`warning ${i} at line ${w.line} column ${w.column}, expected line ${i + 2} column 2`)
@@ -376,4 +379,17 @@ describe('attributes this library parses but does not act on are warned about, a
       }
     })
   }
+})
+
+describe('warnings are bounded (issue 10 §3: a table with millions of ignored attributes keeps no million objects)', () => {
+  it('at most 1,000 warnings are listed, then one says how many more', () => {
+    const t = parsePolicyTable('a none ' + 'x=1 '.repeat(5000) + '\nb none y=1\n')
+    assert.equal(t.warnings.length, 1001)
+    assert.match(t.warnings[1000]!.message, /^4001 more warnings not listed \(at most 1000 are kept\)$/)
+    assert.equal(t.warnings[1000]!.line, 2)
+    assert.equal(t.entries.size, 2)
+  })
+  it('below the bound every warning is listed', () => {
+    assert.equal(parsePolicyTable('a none ' + 'x=1 '.repeat(999) + '\n').warnings.length, 999)
+  })
 })
