@@ -29,6 +29,8 @@ import type { EhloCapabilities } from '../smtp/ehlo.js'
 import { StartTlsClient, type StartTlsAction } from '../smtp/starttls.js'
 import { verifyTrustAnchors, type TrustAnchor } from '../dane/anchors.js'
 import { loadTrustStore } from './trust-store.js'
+import { pemToDerAll } from '../x509/pem.js'
+import { sliceCertificate } from '../x509/der.js'
 import { getMtaStsPolicy, type MtaStsLookup } from './mta-sts.js'
 import { mtaStsVerdict, selectTransportPolicy } from '../mta-sts/apply.js'
 import { createMemoryStore } from '../store/memory.js'
@@ -267,8 +269,27 @@ function caSetting(ca: ConnectOptions['ca']): { ca: string[] | undefined; caKey:
   if (list.some((c) => typeof c !== 'string')) invalid('ca must be PEM text or a list of PEM texts')
   const h = createHash('sha256')
   for (const c of list) h.update(c).update('\0')
-  return { ca: list, caKey: h.digest('hex') }
+  const caKey = h.digest('hex')
+  if (!checkedCa.has(caKey)) {
+    // Node's TLS ignores a `ca` block it cannot parse, which would quietly narrow the trust anchors
+    // (issue 14): every block must be a certificate, or the caller hears of it before any I/O.
+    list.forEach((pem, i) => {
+      let ders: Uint8Array[]
+      try {
+        ders = pemToDerAll(pem)
+        for (const der of ders) sliceCertificate(der)
+      } catch (e) {
+        invalid(`ca entry ${i + 1} is not PEM certificates: ${e instanceof Error ? e.message : String(e)}`)
+      }
+      if (ders.length === 0) invalid(`ca entry ${i + 1} holds no PEM certificate`)
+    })
+    if (checkedCa.size >= 64) checkedCa.clear()
+    checkedCa.add(caKey)
+  }
+  return { ca: list, caKey }
 }
+/** `ca` option values already checked (by hash): a queue manager passes the same bundle every time. */
+const checkedCa = new Set<string>()
 
 /**
  * Secure contexts are expensive to build (a root store of 140 certificates costs milliseconds of CPU

@@ -2,7 +2,7 @@
 // smtp-server peers with STARTTLS on 127.0.0.1, and the verdicts of the policy engine.
 import assert from 'node:assert/strict'
 import { after, describe, it } from 'node:test'
-import { certificateFingerprint, createTlsaRecord, parsePolicyTable } from '../../src/index.js'
+import { certificateFingerprint, createTlsaRecord, parsePolicyTable, SmtpTlsError } from '../../src/index.js'
 import { connect, createResolver, probe, SmtpTlsConnectError, type ConnectOptions } from '../../src/node/index.js'
 import { startDnsServer, validatingZone, type ZoneRecord, type ZoneSpec } from '../helpers/dns-server.js'
 import { makeCert } from '../helpers/openssl.js'
@@ -207,4 +207,23 @@ describe('connect(): other levels', () => {
     await assert.rejects(connect('conn.test:99999'), { code: 'ERR_INVALID_ARGUMENT' })
     await assert.rejects(connect('conn.test', { timeoutMs: -1 }), { code: 'ERR_INVALID_ARGUMENT' })
   })
+})
+
+describe('connect: the ca option is checked, never silently narrowed (issue 14)', () => {
+  for (const [name, ca] of [
+    ['a block that is not base64', '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n'],
+    ['no PEM block at all', 'just text'],
+    [
+      'a good certificate and a broken one',
+      [makeCert({ key: 'ec256', subject: '/CN=ok' }).pem, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'],
+    ],
+  ] as const) {
+    it(`${name}: ERR_INVALID_ARGUMENT before any I/O`, async () => {
+      await assert.rejects(connect('[127.0.0.1]:1', { ca: ca as string | string[], level: 'secure' }), (e) => {
+        assert.ok(e instanceof SmtpTlsError, String(e))
+        assert.equal(e.code, 'ERR_INVALID_ARGUMENT')
+        return true
+      })
+    })
+  }
 })
