@@ -5,6 +5,7 @@ import { main } from '../../src/cli/main.js'
 import { createTlsaRecord } from '../../src/index.js'
 import { check, createResolver, formatCheckReport, type CheckReport } from '../../src/node/index.js'
 import { startDnsServer, validatingZone, type TestDnsServer, type ZoneRecord } from '../helpers/dns-server.js'
+import { startHttpsServer, type Route, type TestHttpsServer } from '../helpers/https-server.js'
 import { makeCert } from '../helpers/openssl.js'
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
 
@@ -220,5 +221,75 @@ describe('smtp-tls-policy check', () => {
     const r = await run('check', '--help')
     assert.equal(r.status, 0)
     assert.match(r.out, /rollover/)
+  })
+})
+
+describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
+  const ca = makeCert({ key: 'ec256', subject: '/CN=Check Test CA', ca: true })
+  const leaf = makeCert({ key: 'ec256', subject: '/CN=mx.ta.chk.test', dns: ['mx.ta.chk.test'], issuer: ca })
+  const stsNames = ['mta-sts.sts.chk.test', 'mta-sts.testing.chk.test']
+  let https: TestHttpsServer
+  let leafOnly: TestSmtpServer
+  let noTls: TestSmtpServer
+  let dns2: TestDnsServer
+  before(async () => {
+    https = await startHttpsServer(makeCert({ issuer: ca, subject: '/CN=mta-sts.sts.chk.test', dns: stsNames }))
+    const policy =
+      (body: string): Route =>
+      (_q, res) =>
+        res.writeHead(200, { 'content-type': 'text/plain' }).end(body)
+    https.routes.set('mta-sts.sts.chk.test', policy('version: STSv1\nmode: enforce\nmx: mx.elsewhere.chk.test\nmax_age: 3600\n'))
+    https.routes.set('mta-sts.testing.chk.test', policy('version: STSv1\nmode: testing\nmx: *.testing.chk.test\nmax_age: 604800\n'))
+    // The leaf alone, no issuer: a 2 1 1 record for the CA cannot be checked (RFC 7671 §5.2.2).
+    leafOnly = await startSmtpServer({ certPem: leaf.pem, keyPem: leaf.keyPem })
+    noTls = await startSmtpServer({ starttls: false })
+    const records: ZoneRecord[] = [['ta.chk.test', 'MX', { preference: 10, exchange: 'mx.ta.chk.test' }]]
+    records.push(['mx.ta.chk.test', 'A', '127.0.0.1'], [`_${leafOnly.port}._tcp.mx.ta.chk.test`, 'TLSA', rr(ca, 2, 1, 1)])
+    records.push(['nostls.chk.test', 'MX', { preference: 10, exchange: 'mx.nostls.chk.test' }], ['mx.nostls.chk.test', 'A', '127.0.0.1'])
+    records.push([`_${noTls.port}._tcp.mx.nostls.chk.test`, 'TLSA', rr(cert)])
+    for (const d of ['sts', 'testing']) {
+      records.push([`${d}.chk.test`, 'MX', { preference: 10, exchange: `mx.${d}.chk.test` }], [`mx.${d}.chk.test`, 'A', '127.0.0.1'])
+      records.push([`_mta-sts.${d}.chk.test`, 'TXT', 'v=STSv1; id=1'], [`mta-sts.${d}.chk.test`, 'A', '127.0.0.1'])
+    }
+    dns2 = await startDnsServer(validatingZone({ records }))
+  })
+  after(async () => {
+    await https?.close()
+    await leafOnly?.close()
+    await noTls?.close()
+    await dns2?.close()
+  })
+  const opts2 = (port: number) => ({
+    resolver: createResolver({ servers: [dns2.server], timeoutMs: 3000 }),
+    port,
+    ehloName: 'client.chk.test',
+    timeoutMs: 5000,
+    mtaSts: { ca: ca.pem, port: https.port, allowPrivateAddresses: true },
+  })
+  it('MTA-STS enforce: a real MX no pattern matches is an error, a short max_age a warning (RFC 8461 §4.1, §3.2)', async () => {
+    const r = await check('sts.chk.test', opts2(v4.port))
+    assert.equal(find(r, 'mta-sts')[0]?.severity, 'ok')
+    const [mx] = find(r, 'mta-sts-mx')
+    assert.equal(mx?.severity, 'error')
+    assert.match(mx?.message ?? '', /mx\.sts\.chk\.test/)
+    assert.equal(find(r, 'mta-sts-max-age')[0]?.severity, 'warning')
+  })
+  it('MTA-STS testing: a warning for the mode, the MX matches', async () => {
+    const r = await check('testing.chk.test', opts2(v4.port))
+    assert.equal(find(r, 'mta-sts-mode')[0]?.severity, 'warning')
+    assert.equal(find(r, 'mta-sts-mx').length, 0)
+    assert.equal(find(r, 'mta-sts-max-age').length, 0)
+  })
+  it('a DANE-TA record and a server that sends only its leaf: chain incomplete', async () => {
+    const r = await check('ta.chk.test', opts2(leafOnly.port))
+    assert.equal(find(r, 'dane-match')[0]?.severity, 'error')
+    assert.equal(find(r, 'chain-incomplete')[0]?.severity, 'error')
+    assert.equal(find(r, 'chain-incomplete')[0]?.rule, 'RFC 7671 §5.2.2')
+  })
+  it('a DANE host that does not offer STARTTLS: an error', async () => {
+    const r = await check('nostls.chk.test', opts2(noTls.port))
+    const [f] = find(r, 'starttls')
+    assert.equal(f?.severity, 'error')
+    assert.equal(r.hosts[0]!.addresses[0]!.starttls, false)
   })
 })
