@@ -113,6 +113,7 @@ describe('check (issue 16)', () => {
     assert.equal(f?.address, '127.0.0.1')
     assert.match(f?.message ?? '', /ERR_DANE_NO_MATCH/)
     assert.ok(f?.remedy)
+    assert.equal(find(r, 'tlsa-rollover').length, 0, 'no key in use is named: no rollover verdict')
   })
   it('dual stack where only ::1 fails: that address is named and the addresses disagree', async () => {
     const r = await check('dual.chk.test', opts())

@@ -713,8 +713,11 @@ function addressFindings(
 function rollover(f: CheckFinding[], usable: TlsaRecord[], sessions: SessionResult[]): void {
   const chains = sessions.filter((x) => x.chain.length > 0).map((x) => x.chain)
   const hasTa = usable.some((r) => r.usage === 2)
-  // A record that matches no chain served now is a key published ahead (or a stale one).
-  const ahead = usable.filter((r) => r.usage === 3 && !chains.some((c) => matchesEe(r, c)))
+  const current = usable.filter((r) => r.usage === 3 && chains.some((c) => matchesEe(r, c)))
+  // Nothing matches the keys in use: no rollover to speak of (the dane-match finding says what is wrong).
+  if (!hasTa && current.length === 0) return
+  // A DANE-EE record that matches no chain served now is a key published ahead (or a stale one).
+  const ahead = usable.filter((r) => r.usage === 3 && !current.includes(r))
   if (hasTa || ahead.length > 0) {
     f.push(
       finding(
