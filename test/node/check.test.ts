@@ -54,6 +54,10 @@ before(async () => {
         [tlsa('mx.pkix.chk.test'), 'TLSA', rr(cert, 1, 1, 1)],
         [tlsa('mx.pkix.chk.test'), 'TLSA', rr(cert)],
         [tlsa('mx.pkix.chk.test'), 'TLSA', rr(next)],
+        // digest agility: a matching 3 1 1 superseded by a 3 1 2 for another key (RFC 7671 §9)
+        ...mx('agile.chk.test', 'mx.agile.chk.test'),
+        [tlsa('mx.agile.chk.test'), 'TLSA', rr(cert)],
+        [tlsa('mx.agile.chk.test'), 'TLSA', rr(other, 3, 1, 2)],
         ['null.chk.test', 'MX', { preference: 0, exchange: '.' }],
         // unsigned
         ...mx('plain.chk.test', 'mx.plain.chk.test'),
@@ -152,6 +156,16 @@ describe('check (issue 16)', () => {
     const soon = await check('good.chk.test', opts({ now: new Date(Date.now() + 360 * 86_400_000) }))
     assert.equal(find(soon, 'cert-expiry')[0]?.severity, 'warning')
     assert.match(find(soon, 'cert-expiry')[0]?.message ?? '', /expires in \d+ days/)
+  })
+  it('digest agility: a matching SHA2-256 record ignored for a SHA2-512 one that does not match (RFC 7671 §9)', async () => {
+    const r = await check('agile.chk.test', opts())
+    const [u] = find(r, 'tlsa-unusable')
+    assert.equal(u?.severity, 'warning')
+    assert.equal(u?.rule, 'RFC 7671 §9')
+    assert.equal(find(r, 'dane-match')[0]?.severity, 'error')
+    const [d] = find(r, 'digest-agility')
+    assert.equal(d?.severity, 'error')
+    assert.equal(d?.address, '127.0.0.1')
   })
   it('a null MX: reported as such, no host sessions', async () => {
     const r = await check('null.chk.test', opts())

@@ -517,6 +517,8 @@ function hostReport(h: MxHostFacts, sessions: SessionResult[], facts: Destinatio
         'publish a 3 1 1 record',
       ),
     )
+  // RFC 7671 §9: records set aside because a stronger digest exists for the same usage and selector.
+  const superseded = usability.unusable.filter((u) => /superseded/.test(u.reason)).map((u) => u.record)
   // Sessions
   const names = h.referenceNames
   const reports: CheckAddressReport[] = []
@@ -536,7 +538,7 @@ function hostReport(h: MxHostFacts, sessions: SessionResult[], facts: Destinatio
     if (r.error) rep.error = r.error
     reports.push(rep)
     for (const rec of usability.usable) if (matches(rec, r.chain, names, s.now)) rep.matchingRecords.push(formatTlsaRecord(rec))
-    addressFindings(f, rep, r, usability.usable, dane, names, s)
+    addressFindings(f, rep, r, usability.usable, superseded, dane, names, s)
     if (dane && r.chain.length > 0) matchedAt.set(a.address, rep.matchingRecords.length > 0)
   })
   // RFC 7672 §2.2: every address is tried in turn; one that fails DANE defers the mail that reaches it.
@@ -571,6 +573,7 @@ function addressFindings(
   rep: CheckAddressReport,
   r: SessionResult,
   usable: TlsaRecord[],
+  superseded: TlsaRecord[],
   dane: boolean,
   names: readonly string[],
   s: Settings,
@@ -654,6 +657,18 @@ function addressFindings(
           at,
         ),
       )
+      const weaker = superseded.find((x) => matches(x, r.chain, names, s.now))
+      if (weaker)
+        f.push(
+          finding(
+            'error',
+            'digest-agility',
+            'RFC 7671 §9',
+            `${brief(weaker)} matches, but senders ignore it: stronger-digest records for the same usage and selector exist and do not match`,
+            'fix or remove the stronger-digest (e.g. 3 1 2) records, or publish one for this key',
+            at,
+          ),
+        )
       if (incomplete)
         f.push(
           finding(
