@@ -242,7 +242,7 @@ describe('smtp-tls-policy check', () => {
 describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
   const ca = makeCert({ key: 'ec256', subject: '/CN=Check Test CA', ca: true })
   const leaf = makeCert({ key: 'ec256', subject: '/CN=mx.ta.chk.test', dns: ['mx.ta.chk.test'], issuer: ca })
-  const stsNames = ['mta-sts.sts.chk.test', 'mta-sts.testing.chk.test']
+  const stsNames = ['mta-sts.sts.chk.test', 'mta-sts.testing.chk.test', 'mta-sts.stsok.chk.test']
   let https: TestHttpsServer
   let leafOnly: TestSmtpServer
   let noTls: TestSmtpServer
@@ -254,6 +254,7 @@ describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
       (_q, res) =>
         res.writeHead(200, { 'content-type': 'text/plain' }).end(body)
     https.routes.set('mta-sts.sts.chk.test', policy('version: STSv1\nmode: enforce\nmx: mx.elsewhere.chk.test\nmax_age: 3600\n'))
+    https.routes.set('mta-sts.stsok.chk.test', policy('version: STSv1\nmode: enforce\nmx: mx.ta.chk.test\nmax_age: 604800\n'))
     https.routes.set('mta-sts.testing.chk.test', policy('version: STSv1\nmode: testing\nmx: *.testing.chk.test\nmax_age: 604800\n'))
     // The leaf alone, no issuer: a 2 1 1 record for the CA cannot be checked (RFC 7671 §5.2.2).
     leafOnly = await startSmtpServer({ certPem: leaf.pem, keyPem: leaf.keyPem })
@@ -262,6 +263,8 @@ describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
     records.push(['mx.ta.chk.test', 'A', '127.0.0.1'], [`_${leafOnly.port}._tcp.mx.ta.chk.test`, 'TLSA', rr(ca, 2, 1, 1)])
     records.push(['nostls.chk.test', 'MX', { preference: 10, exchange: 'mx.nostls.chk.test' }], ['mx.nostls.chk.test', 'A', '127.0.0.1'])
     records.push([`_${noTls.port}._tcp.mx.nostls.chk.test`, 'TLSA', rr(cert)])
+    records.push(['stsok.chk.test', 'MX', { preference: 10, exchange: 'mx.ta.chk.test' }])
+    records.push(['_mta-sts.stsok.chk.test', 'TXT', 'v=STSv1; id=1'], ['mta-sts.stsok.chk.test', 'A', '127.0.0.1'])
     for (const d of ['sts', 'testing']) {
       records.push([`${d}.chk.test`, 'MX', { preference: 10, exchange: `mx.${d}.chk.test` }], [`mx.${d}.chk.test`, 'A', '127.0.0.1'])
       records.push([`_mta-sts.${d}.chk.test`, 'TXT', 'v=STSv1; id=1'], [`mta-sts.${d}.chk.test`, 'A', '127.0.0.1'])
@@ -288,12 +291,21 @@ describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
     assert.equal(mx?.severity, 'error')
     assert.match(mx?.message ?? '', /mx\.sts\.chk\.test/)
     assert.equal(find(r, 'mta-sts-max-age')[0]?.severity, 'warning')
+    const [c] = find(r, 'mta-sts-cert')
+    assert.equal(c?.severity, 'error', 'a self-signed certificate under enforce (RFC 8461 §4.2)')
+    assert.equal(c?.address, '127.0.0.1')
+  })
+  it('MTA-STS enforce with a trusted certificate that names the MX host: ok (RFC 8461 §4.2)', async () => {
+    const r = await check('stsok.chk.test', opts2(leafOnly.port))
+    assert.equal(find(r, 'mta-sts-mx').length, 0)
+    assert.equal(find(r, 'mta-sts-cert')[0]?.severity, 'ok', JSON.stringify(find(r, 'mta-sts-cert')))
   })
   it('MTA-STS testing: a warning for the mode, the MX matches', async () => {
     const r = await check('testing.chk.test', opts2(v4.port))
     assert.equal(find(r, 'mta-sts-mode')[0]?.severity, 'warning')
     assert.equal(find(r, 'mta-sts-mx').length, 0)
     assert.equal(find(r, 'mta-sts-max-age').length, 0)
+    assert.equal(find(r, 'mta-sts-cert')[0]?.severity, 'warning', 'testing: a warning, not an error')
   })
   it('a DANE-TA record and a server that sends only its leaf: chain incomplete', async () => {
     const r = await check('ta.chk.test', opts2(leafOnly.port))

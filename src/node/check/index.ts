@@ -13,6 +13,8 @@ import { checkTlsaUsability } from '../../tlsa/usability.js'
 import { formatTlsaRecord } from '../../tlsa/format.js'
 import type { TlsaRecord } from '../../tlsa/types.js'
 import { mtaStsMatchesMx } from '../../mta-sts/match.js'
+import type { MtaStsPolicy } from '../../mta-sts/policy.js'
+import { checkServerIdentity, rootCertificates } from 'node:tls'
 import { discoverDestination } from '../discovery.js'
 import { getMtaStsPolicy, getTlsRptRecord } from '../mta-sts.js'
 import { createResolver, type Resolver } from '../resolver/resolver.js'
@@ -225,11 +227,12 @@ async function runCheck(domain: string, s: Settings): Promise<CheckReport> {
       tasks.push(() => runSession(a.address, s.port, servername, s.ehloName, s.timeoutMs, s.signal))
     })
   })
-  const [sessions, domainFindings] = await Promise.all([bounded(tasks, s.concurrency), domainChecks(domain, facts, hostsSorted, s)])
+  const sts: StsState = {}
+  const [sessions, domainFindings] = await Promise.all([bounded(tasks, s.concurrency), domainChecks(domain, facts, hostsSorted, s, sts)])
   if (s.signal?.aborted) throw new SmtpTlsError('ERR_ABORTED', 'check aborted')
   const perHost: SessionResult[][] = hostsSorted.map(() => [])
   index.forEach(([hi, ai], k) => ((perHost[hi] as SessionResult[])[ai] = sessions[k] as SessionResult))
-  const hosts = hostsSorted.map((h, hi) => hostReport(h, perHost[hi] as SessionResult[], facts, s))
+  const hosts = hostsSorted.map((h, hi) => hostReport(h, perHost[hi] as SessionResult[], facts, s, sts.policy))
   const summary = { errors: 0, warnings: 0, ok: 0 }
   for (const f of [...domainFindings, ...hosts.flatMap((h) => h.findings)]) {
     if (f.severity === 'error') summary.errors++
@@ -250,7 +253,18 @@ async function runCheck(domain: string, s: Settings): Promise<CheckReport> {
   }
 }
 
-async function domainChecks(domain: string, facts: DestinationFacts, hosts: MxHostFacts[], s: Settings): Promise<CheckFinding[]> {
+/** The MTA-STS policy in force, for the per-address certificate check (RFC 8461 §4.2). */
+interface StsState {
+  policy?: MtaStsPolicy
+}
+
+async function domainChecks(
+  domain: string,
+  facts: DestinationFacts,
+  hosts: MxHostFacts[],
+  s: Settings,
+  sts: StsState,
+): Promise<CheckFinding[]> {
   const out: CheckFinding[] = []
   if (facts.status === 'null-mx') {
     out.push(finding('ok', 'null-mx', 'RFC 7505 §3', 'null MX: the domain accepts no mail, and says so (senders bounce at once)'))
@@ -299,7 +313,7 @@ async function domainChecks(domain: string, facts: DestinationFacts, hosts: MxHo
       )
   }
   const jobs: Promise<void>[] = []
-  if (s.mtaSts !== false && facts.status !== 'no-such-domain') jobs.push(mtaStsChecks(domain, hosts, facts, s, out))
+  if (s.mtaSts !== false && facts.status !== 'no-such-domain') jobs.push(mtaStsChecks(domain, hosts, facts, s, out, sts))
   if (s.tlsRpt && facts.status !== 'no-such-domain' && facts.status !== 'null-mx') jobs.push(tlsRptChecks(domain, s, out))
   await Promise.all(jobs)
   return out
@@ -311,6 +325,7 @@ async function mtaStsChecks(
   facts: DestinationFacts,
   s: Settings,
   out: CheckFinding[],
+  sts: StsState,
 ): Promise<void> {
   const rule = 'RFC 8461 §3'
   try {
@@ -338,6 +353,7 @@ async function mtaStsChecks(
     }
     const p = r.policy
     if (!p) return
+    sts.policy = p
     out.push(
       finding('ok', 'mta-sts', rule, `MTA-STS record id=${r.record?.id ?? '?'} and policy valid (mode ${p.mode}, max_age ${p.maxAge})`),
     )
@@ -415,7 +431,13 @@ async function tlsRptChecks(domain: string, s: Settings, out: CheckFinding[]): P
   }
 }
 
-function hostReport(h: MxHostFacts, sessions: SessionResult[], facts: DestinationFacts, s: Settings): CheckHostReport {
+function hostReport(
+  h: MxHostFacts,
+  sessions: SessionResult[],
+  facts: DestinationFacts,
+  s: Settings,
+  sts: MtaStsPolicy | undefined,
+): CheckHostReport {
   const f: CheckFinding[] = []
   const addrs = [...h.addresses].sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : 1))
   const records = h.tlsa.records
@@ -540,6 +562,7 @@ function hostReport(h: MxHostFacts, sessions: SessionResult[], facts: Destinatio
     for (const rec of usability.usable) if (matches(rec, r.chain, names, s.now)) rep.matchingRecords.push(formatTlsaRecord(rec))
     addressFindings(f, rep, r, usability.usable, superseded, dane, names, s)
     if (dane && r.chain.length > 0) matchedAt.set(a.address, rep.matchingRecords.length > 0)
+    if (sts && sts.mode !== 'none' && r.chain.length > 0) stsCertificate(f, h.host, r, sts, a.address, s)
   })
   // RFC 7672 §2.2: every address is tried in turn; one that fails DANE defers the mail that reaches it.
   const vals = [...matchedAt.values()]
@@ -771,4 +794,86 @@ function matchesEe(r: TlsaRecord, chain: readonly Uint8Array[]): boolean {
   } catch {
     return false
   }
+}
+
+/**
+ * RFC 8461 §4.2: under an MTA-STS policy the MX host's certificate must chain to a trusted root and name the
+ * MX host (RFC 6125 rules). DANE hosts are judged by DANE instead (RFC 8461 §2), but a sender without DANE
+ * applies MTA-STS to them too, so it is checked for every host.
+ */
+function stsCertificate(f: CheckFinding[], host: string, r: SessionResult, p: MtaStsPolicy, at: string, s: Settings): void {
+  const bad = p.mode === 'enforce' ? 'error' : 'warning'
+  let nameError: string | undefined
+  let trustError: string | undefined
+  try {
+    const x = new X509Certificate(r.chain[0] as Uint8Array)
+    const fake = { subject: {}, subjectaltname: x.subjectAltName ?? '' } as unknown as Parameters<typeof checkServerIdentity>[1]
+    nameError = checkServerIdentity(host, fake)?.message
+    trustError = pkixError(r.chain, s)
+  } catch (e) {
+    nameError = e instanceof Error ? e.message : 'unparsable certificate'
+  }
+  if (trustError !== undefined)
+    f.push(
+      finding(
+        bad,
+        'mta-sts-cert',
+        'RFC 8461 §4.2',
+        `MTA-STS: the certificate is not trusted (${trustError})`,
+        'use a certificate from a public CA, and send the intermediates',
+        at,
+      ),
+    )
+  else if (nameError !== undefined)
+    f.push(
+      finding(
+        bad,
+        'mta-sts-cert',
+        'RFC 8461 §4.2',
+        `MTA-STS: the certificate does not name ${host}: ${nameError}`,
+        `add ${host} to the certificate's subjectAltName`,
+        at,
+      ),
+    )
+  else f.push(finding('ok', 'mta-sts-cert', 'RFC 8461 §4.2', `MTA-STS: certificate trusted and valid for ${host}`, undefined, at))
+}
+
+const rootCache = new WeakMap<Settings, X509Certificate[]>()
+
+/** The trust anchors for MTA-STS: `mtaSts.ca` when given (as the policy fetch), else Node's root store. */
+function roots(s: Settings): X509Certificate[] {
+  let r = rootCache.get(s)
+  if (r) return r
+  const ca = s.mtaSts === false ? undefined : s.mtaSts['ca']
+  const pems: string[] = ca === undefined ? [...rootCertificates] : (Array.isArray(ca) ? ca : [ca]).map(String)
+  r = []
+  for (const pem of pems)
+    for (const m of pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [])
+      try {
+        r.push(new X509Certificate(m))
+      } catch {
+        // not a certificate: not an anchor
+      }
+  rootCache.set(s, r)
+  return r
+}
+
+/** RFC 5280 §6.1, as far as an operator's check needs: the sent chain up to a trusted root, each signature and date. */
+function pkixError(chain: readonly Uint8Array[], s: Settings): string | undefined {
+  const certs = chain.map((d) => new X509Certificate(d))
+  const path: X509Certificate[] = [certs[0] as X509Certificate]
+  for (let i = 1; i < certs.length; i++) {
+    const child = path[path.length - 1] as X509Certificate
+    const c = certs[i] as X509Certificate
+    if (!child.checkIssued(c) || !child.verify(c.publicKey)) break
+    path.push(c)
+  }
+  const now = s.now.getTime()
+  for (const c of path) {
+    if (Date.parse(c.validTo) < now) return `${c.subject.replace(/\n/g, ', ')} expired ${c.validTo}`
+    if (Date.parse(c.validFrom) > now) return `${c.subject.replace(/\n/g, ', ')} not valid before ${c.validFrom}`
+  }
+  const top = path[path.length - 1] as X509Certificate
+  const anchored = roots(s).some((a) => a.raw.equals(top.raw) || (top.checkIssued(a) && top.verify(a.publicKey)))
+  return anchored ? undefined : 'no trusted root: unknown issuer, or an intermediate not sent'
 }

@@ -78,7 +78,8 @@ export function runSession(
           raw.off('data', onData)
           arm('the TLS handshake')
           // No verification here: the chain is judged by verifyDane and the certificate checks.
-          tls = tlsConnect({ socket: raw, servername: a.servername, rejectUnauthorized: false })
+          // `ca: []`: an empty store, so that Node adds no root of its own to the peer chain: the chain is the one sent.
+          tls = tlsConnect({ socket: raw, servername: a.servername, rejectUnauthorized: false, ca: [] })
           tls.on('error', (e) => finish(`TLS handshake failed: ${e.message}`))
           tls.on('secureConnect', () => {
             const t = tls as TLSSocket
