@@ -81,6 +81,20 @@ export interface MtaStsArgs {
   json: boolean
 }
 
+/** `check` after argument checks. */
+export interface CheckArgs {
+  domain: string
+  resolvers?: string[]
+  port?: number
+  timeoutMs?: number
+  ehlo?: string
+  /** MTA-STS: trust anchors for the policy host, its HTTPS port, private addresses (tests and labs). */
+  caFile?: string
+  stsPort?: number
+  allowPrivate: boolean
+  json: boolean
+}
+
 /** `tlsrpt` after argument checks: a domain, a report file, or both. */
 export interface TlsRptArgs {
   domain?: string

@@ -21,6 +21,7 @@ import {
   firstLine,
   isCoded,
   type CliIo,
+  type CheckArgs,
   type MtaStsArgs,
   type ProbeArgs,
   type TlsaArgs,
@@ -63,6 +64,7 @@ Commands:
   tlsa <cert.pem|cert.der>          print the TLSA record for a certificate
   mta-sts <domain>                  print a domain's MTA-STS record, policy and the MX hosts it admits
   tlsrpt [<domain>] [--report FILE] print a domain's TLS-RPT record; check a TLS-RPT report file
+  check <domain>                    check a domain's DANE, certificates, MTA-STS and TLS-RPT
 
 Run "smtp-tls-policy <command> --help" for a command's options.
 
@@ -150,6 +152,28 @@ Options:
 Exit status: 0 the record was printed (or the domain has none) and the report is valid;
 65 the record or the report is invalid; 75 a DNS failure; 64 usage error; 66 the report
 cannot be opened.`
+
+const CHECK_HELP = `Usage: smtp-tls-policy check <domain> [options]
+
+Check a domain as a sender sees it: DNSSEC of its MX, address and TLSA records, every MX address
+over STARTTLS (all at once), the chain each one sends against the TLSA records, rollover
+readiness (RFC 7671 §8), certificate expiry, MTA-STS and TLS-RPT. Each finding has a rule and
+a remedy.
+
+Options:
+  --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf).
+                        Its AD bit is trusted only on loopback addresses.
+  --port N              SMTP port (default 25)
+  --timeout SECONDS     per network step (default 15)
+  --ehlo NAME           our EHLO name (default: this host's name)
+  --ca-file FILE        trust anchors (PEM) for mta-sts.<domain> (default: Node's root store)
+  --sts-port N          HTTPS port of mta-sts.<domain> (default 443; for tests and labs)
+  --allow-private       fetch the MTA-STS policy from loopback and private addresses too
+  --json                print one JSON object instead of text
+  -h, --help            show this help
+
+Exit status: 0 no errors or warnings, 1 warnings only, 2 errors, 64 usage error,
+66 a file cannot be opened, 75 the check could not run (e.g. the resolver is unreachable).`
 
 /** The levels `--level` takes: CONFIGURABLE_LEVELS of src/policy/levels.ts (a test keeps them equal). */
 export const CLI_LEVELS: readonly string[] = ['none', 'may', 'encrypt', 'fingerprint', 'dane', 'dane-only', 'verify', 'secure']
@@ -328,6 +352,39 @@ function parseTlsRpt(args: string[]): TlsRptArgs | undefined {
   return a
 }
 
+function parseCheck(args: string[]): CheckArgs | undefined {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      resolver: { type: 'string', multiple: true },
+      port: { type: 'string' },
+      timeout: { type: 'string' },
+      ehlo: { type: 'string' },
+      'ca-file': { type: 'string' },
+      'sts-port': { type: 'string' },
+      'allow-private': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  if (positionals.length !== 1) usage('check takes exactly one domain')
+  const a: CheckArgs = { domain: checkDomainArg(positionals[0]!), allowPrivate: values['allow-private'], json: values.json }
+  if (values.resolver) a.resolvers = values.resolver
+  const port = portOption(values.port)
+  if (port !== undefined) a.port = port
+  if (values['sts-port'] !== undefined) {
+    const p = intOption(values['sts-port'], 'sts-port', 443, 65535)
+    if (p === 0) usage('--sts-port must be from 1 to 65535')
+    a.stsPort = p
+  }
+  if (values.timeout !== undefined) a.timeoutMs = intOption(values.timeout, 'timeout', 15, 3600) * 1000 || 1000
+  if (values.ehlo !== undefined) a.ehlo = values.ehlo
+  if (values['ca-file'] !== undefined) a.caFile = values['ca-file']
+  return a
+}
+
 /**
  * Report an error in one line on `err` and return its exit status: a {@link CliError} carries its
  * own; the argument parser's errors are 64; a coded library error is 64 for a bad argument, else 75
@@ -388,6 +445,12 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         if (a === undefined) return help(TLSRPT_HELP, io)
         const { tlsRptCommand } = await import('./tlsrpt.js')
         return await tlsRptCommand(a, io)
+      }
+      case 'check': {
+        const a = parseCheck(rest)
+        if (a === undefined) return help(CHECK_HELP, io)
+        const { checkCommand } = await import('./check.js')
+        return await checkCommand(a, io)
       }
       case undefined:
       case '-h':

@@ -29,6 +29,17 @@ export type {
 export { discoverDestination } from './discovery.js'
 export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
 export type { ConnectAttempt, ConnectOptions, MtaStsOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
+export { check } from './check/index.js'
+export { formatCheckReport } from './check/format.js'
+export type {
+  CheckAddressReport,
+  CheckCertificate,
+  CheckFinding,
+  CheckHostReport,
+  CheckOptions,
+  CheckReport,
+  CheckSeverity,
+} from './check/types.js'
 export { deliver, openDeliverySession } from './deliver.js'
 export type { DeliverOptions, DeliveryBody, DeliveryMessage, DeliveryResult, DeliverySession } from './deliver.js'
 export type { DiscoverOptions } from './discovery.js'

@@ -48,6 +48,7 @@ const DOES_IO = new Set([
   'loadTrustStore',
   'deliver',
   'openDeliverySession',
+  'check',
 ])
 
 const hostile = {

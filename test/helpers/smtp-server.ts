@@ -18,6 +18,9 @@ export async function startSmtpServer(o: {
   onServername?: (name: string) => void
   /** a certificate per SNI name (lower case); any other name, or none, gets `certPem`/`keyPem` */
   sni?: Record<string, { certPem: string; keyPem: string }>
+  /** listen address (default 127.0.0.1) and port (default: any free one) */
+  address?: '127.0.0.1' | '::1'
+  port?: number
 }): Promise<TestSmtpServer> {
   const onCommand = o.onCommand
   const onServername = o.onServername
@@ -60,7 +63,7 @@ export async function startSmtpServer(o: {
     },
   })
   server.on('error', () => undefined)
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  await new Promise<void>((resolve) => server.listen(o.port ?? 0, o.address ?? '127.0.0.1', () => resolve()))
   const addr = server.server.address()
   if (addr === null || typeof addr === 'string') throw new Error('smtp-server did not listen')
   return { port: addr.port, close: () => new Promise<void>((resolve) => server.close(() => resolve())) }

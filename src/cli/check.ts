@@ -1,0 +1,45 @@
+/**
+ * `smtp-tls-policy check <domain>`: the operator's validator. Options first (64), then the CA file
+ * (65, 66), then DNS, SMTP and HTTPS. Exit 0 when every check passed, 1 with warnings only, 2 with
+ * errors, 75 when the check could not run (the resolver is unreachable).
+ */
+import { check, type CheckOptions } from '../node/check/index.js'
+import { formatCheckReport } from '../node/check/format.js'
+import { createResolver } from '../node/resolver/index.js'
+import { StartTlsClient } from '../smtp/starttls.js'
+import { sliceCertificate } from '../x509/der.js'
+import { pemToDerAll } from '../x509/pem.js'
+import { clean, inputData, MiB, optionValue, readInput, type CheckArgs, type CliIo } from './common.js'
+
+const MAX_CA_FILE = 8 * MiB
+/** Exit statuses of `check` (issue 16): no findings to act on, warnings only, errors. */
+export const CHECK_OK = 0
+export const CHECK_WARNINGS = 1
+export const CHECK_ERRORS = 2
+
+export async function checkCommand(a: CheckArgs, io: CliIo): Promise<number> {
+  const ro = { ...(a.resolvers && { servers: a.resolvers }), ...(a.timeoutMs && { timeoutMs: a.timeoutMs }) }
+  const opts: CheckOptions = { resolver: optionValue('--resolver', () => createResolver(ro)) }
+  if (a.port !== undefined) opts.port = a.port
+  if (a.timeoutMs !== undefined) opts.timeoutMs = a.timeoutMs
+  if (a.ehlo !== undefined) {
+    const ehloName = a.ehlo
+    optionValue('--ehlo', () => new StartTlsClient({ ehloName, requireTls: false, servername: '' }))
+    opts.ehloName = ehloName
+  }
+  const sts: NonNullable<Exclude<CheckOptions['mtaSts'], false>> = { allowPrivateAddresses: a.allowPrivate }
+  if (a.stsPort !== undefined) sts.port = a.stsPort
+  if (a.timeoutMs !== undefined) sts.timeoutMs = a.timeoutMs
+  if (a.caFile !== undefined) {
+    const what = 'CA file'
+    const path = a.caFile
+    const text = inputData(what, path, () => readInput(path, what, MAX_CA_FILE).toString('utf8'))
+    inputData(what, path, () => pemToDerAll(text).forEach((der) => sliceCertificate(der)))
+    sts.ca = text
+  }
+  opts.mtaSts = sts
+  const report = await check(a.domain, opts)
+  if (a.json) io.out(JSON.stringify(report, null, 2))
+  else for (const line of formatCheckReport(report)) io.out(clean(line))
+  return report.summary.errors > 0 ? CHECK_ERRORS : report.summary.warnings > 0 ? CHECK_WARNINGS : CHECK_OK
+}
