@@ -51,6 +51,7 @@ const DOES_IO = new Set([
   'loadTrustStore',
   'deliver',
   'openDeliverySession',
+  'createSocketmapServer',
 ])
 
 const hostile = {
