@@ -117,7 +117,7 @@ function intOption(v: unknown, name: string, min: number, max: number, dflt: num
   return v
 }
 
-function readSettings(opts: unknown): Settings {
+function readSettings(opts: unknown, needListen = true): Settings {
   if (typeof opts !== 'object' || opts === null)
     throw invalidArgument(`createSocketmapServer options must be an object, got ${describeValue(opts)}`)
   const o = readOptions(opts, 'createSocketmapServer options', [
@@ -164,7 +164,7 @@ function readSettings(opts: unknown): Settings {
   if (families !== undefined && (!Array.isArray(families) || families.length === 0 || families.some((f) => f !== 4 && f !== 6)))
     throw invalidArgument('createSocketmapServer options.families must list 4 and/or 6')
   return {
-    listen: parseListen(o.listen),
+    listen: needListen ? parseListen(o.listen) : { host: '', port: 0 },
     mode: intOption(o.mode, 'mode', 0, 0o777, 0o666),
     resolver: resolver ?? createResolver(),
     store,
@@ -208,10 +208,22 @@ export async function createSocketmapServer(opts: SocketmapServerOptions): Promi
   return startServer(s)
 }
 
-async function startServer(s: Settings): Promise<SocketmapServer> {
-  const inflight = new Map<string, Promise<SocketmapLookup>>()
-  const sockets = new Set<net.Socket>()
+/**
+ * The lookup path of the server without a socket (the CLI's `query`): `listen` is not needed.
+ * @internal
+ */
+export function createSocketmapLookup(
+  opts: Omit<SocketmapServerOptions, 'listen'>,
+): (name: string, key: string) => Promise<SocketmapLookup> {
+  try {
+    return lookupPath(readSettings(opts, false))
+  } catch (e) {
+    throw coded(e, 'createSocketmapLookup')
+  }
+}
 
+function lookupPath(s: Settings): (name: string, key: string) => Promise<SocketmapLookup> {
+  const inflight = new Map<string, Promise<SocketmapLookup>>()
   const storeGet = async (key: string): Promise<string | undefined> => {
     if (s.store === undefined) return undefined
     try {
@@ -284,7 +296,7 @@ async function startServer(s: Settings): Promise<SocketmapServer> {
     return { reply: a.reply, cached: false, trace: a.trace }
   }
 
-  const lookup = (name: string, key: string): Promise<SocketmapLookup> => {
+  return (name: string, key: string): Promise<SocketmapLookup> => {
     const k = `${name} ${key}`
     let p = inflight.get(k)
     if (p === undefined) {
@@ -293,6 +305,11 @@ async function startServer(s: Settings): Promise<SocketmapServer> {
     }
     return p
   }
+}
+
+async function startServer(s: Settings): Promise<SocketmapServer> {
+  const lookup = lookupPath(s)
+  const sockets = new Set<net.Socket>()
 
   const handle = async (payload: Uint8Array): Promise<string> => {
     const text = Buffer.from(payload).toString('latin1')
