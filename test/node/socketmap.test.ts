@@ -158,13 +158,20 @@ describe('socketmap server: hostile clients', () => {
   ]
   for (const [name, bytes] of hostile)
     it(`${name}: that connection is closed, another client is still served`, async () => {
-      const s = await start()
+      // No idle timeout in play: only the framing error may close the connection.
+      const s = await start({ idleTimeoutMs: 3_600_000 })
       const good = await client(s)
       const bad = await client(s)
       let got = ''
       bad.sock.on('data', (d) => (got += d.toString('latin1')))
       bad.sock.write(bytes)
-      await bad.closed
+      let timer: NodeJS.Timeout | undefined
+      const closed = await Promise.race([
+        bad.closed.then(() => true),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 10_000))),
+      ])
+      clearTimeout(timer)
+      assert.equal(closed, true, 'the server did not close the connection')
       assert.equal(got, '', 'no reply to a framing error')
       assert.equal(await good.ask('dane dane.test'), 'OK dane-only')
       const fresh = await client(s)
@@ -195,12 +202,14 @@ describe('socketmap server: connection limits', () => {
       settled.push(new Promise((r) => (sock.once('connect', () => r()), sock.once('close', () => r()))))
     }
     await Promise.all(settled)
-    // Excess connections are closed by the server as they arrive; wait until they are gone.
-    while (socks.filter((x) => !x.destroyed && !x.readableEnded).length > 50 || s.connections > 50)
-      await new Promise((r) => setImmediate(r))
+    // Excess connections are closed by the server as they arrive; wait (a bounded number of rounds) until they are gone.
+    const open = () => socks.filter((x) => !x.destroyed && !x.readableEnded).length
+    for (let round = 0; round < 300 && (open() > 50 || s.connections > 50); round++) await new Promise((r) => setTimeout(r, 20))
+    assert.ok(open() <= 50, `${open()} client sockets still open`)
     assert.ok(s.connections <= 50, `${s.connections} open`)
     for (const x of socks) x.destroy()
-    while (s.connections > 0) await new Promise((r) => setImmediate(r))
+    for (let round = 0; round < 300 && s.connections > 0; round++) await new Promise((r) => setTimeout(r, 20))
+    assert.equal(s.connections, 0)
     const c = await client(s)
     assert.equal(await c.ask('dane dane.test'), 'OK dane-only')
     c.sock.destroy()
