@@ -291,7 +291,7 @@ function lookupPath(s: Settings): (name: string, key: string) => Promise<Socketm
     if (a.status === 'OK' || a.status === 'NOTFOUND') {
       const ttl =
         a.status === 'NOTFOUND' ? Math.min(a.ttl ?? s.negative, s.negative) : (a.ttl ?? (a.source === 'dane' ? s.dane : s.negative))
-      await storeSet(cacheKey, a.reply, Math.min(ttl, s.max))
+      void storeSet(cacheKey, a.reply, Math.min(ttl, s.max)) // the reply does not wait for the store (storeSet never rejects)
     }
     return { reply: a.reply, cached: false, trace: a.trace }
   }
