@@ -39,7 +39,7 @@ export interface SocketmapServerOptions {
   resolver?: Resolver
   /** Where answers (and MTA-STS policies) are cached; without one, every lookup goes to DNS (and HTTPS). */
   store?: PolicyStore
-  /** Map names and what they answer; default {@link SOCKETMAP_PROFILES} (`dane`, `sts`, `dane+sts`). */
+  /** Map names and what they answer; default `SOCKETMAP_PROFILES` of `smtp-tls-policy` (`dane`, `sts`, `dane+sts`). */
   profiles?: Record<string, SocketmapProfile>
   /** Most open client connections (more are closed at once); default 100. */
   maxConnections?: number
