@@ -72,6 +72,8 @@ export type ErrorCode =
   | 'ERR_TLSRPT_SYNTAX'
   // policy stores (Redis)
   | 'ERR_STORE'
+  // Postfix socketmap protocol (socketmap_table(5)): netstring framing and size limits
+  | 'ERR_SOCKETMAP_SYNTAX'
   // REQUIRETLS (RFC 8689)
   | 'ERR_REQUIRETLS'
   // trust stores (CAfile, CApath, tafile; adapters)

@@ -68,6 +68,27 @@ export interface ProbeArgs {
   verbose: boolean
 }
 
+/** `serve` after argument checks. */
+export interface ServeArgs {
+  /** `unix:PATH` or `inet:HOST:PORT` */
+  socketmap: string
+  resolvers?: string[]
+  /** unix socket file mode */
+  mode?: number
+  maxConnections?: number
+  /** MTA-STS `testing` answers `may` instead of NOTFOUND */
+  testingMay: boolean
+}
+
+/** `query` after argument checks. */
+export interface QueryArgs {
+  key: string
+  map: string
+  resolvers?: string[]
+  testingMay: boolean
+  json: boolean
+}
+
 /** `mta-sts` after argument checks. */
 export interface MtaStsArgs {
   domain: string

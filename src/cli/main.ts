@@ -24,6 +24,8 @@ import {
   type CheckArgs,
   type MtaStsArgs,
   type ProbeArgs,
+  type QueryArgs,
+  type ServeArgs,
   type TlsaArgs,
   type TlsRptArgs,
 } from './common.js'
@@ -65,6 +67,8 @@ Commands:
   mta-sts <domain>                  print a domain's MTA-STS record, policy and the MX hosts it admits
   tlsrpt [<domain>] [--report FILE] print a domain's TLS-RPT record; check a TLS-RPT report file
   check <domain>                    check a domain's DANE, certificates, MTA-STS and TLS-RPT
+  serve --socketmap unix:PATH|inet:HOST:PORT   a TLS policy server for Postfix (smtp_tls_policy_maps)
+  query <domain|[host]>             the answer the policy server gives, and why
 
 Run "smtp-tls-policy <command> --help" for a command's options.
 
@@ -117,6 +121,37 @@ Options:
 Exit status: 0 the level is satisfied, 75 delivery would be deferred, 69 permanent failure
 (null MX, no such domain, REQUIRETLS), 64 usage error, 65 a bad policy table or CA file,
 66 a file cannot be opened.`
+
+const SERVE_HELP = `Usage: smtp-tls-policy serve --socketmap unix:PATH|inet:HOST:PORT [options]
+
+A TLS policy server for Postfix over the socketmap protocol (socketmap_table(5)):
+  smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:dane+sts
+Map names: dane (DANE only), sts (MTA-STS only), dane+sts (DANE first). Answers: OK dane-only,
+OK dane, OK secure match=... servername=hostname, NOTFOUND, TEMP (a DNSSEC or TLSA failure).
+Logs one JSON object per line on stderr; stops on SIGTERM or SIGINT.
+
+Options:
+  --socketmap ADDR      unix:PATH or inet:HOST:PORT to listen on (required)
+  --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
+  --mode OCTAL          file mode of a unix socket (default 666)
+  --max-connections N   most open client connections (default 100)
+  --testing-may         answer "OK may" for an MTA-STS testing policy (default NOTFOUND)
+  -h, --help            show this help
+
+Exit status: 0 stopped by a signal, 64 usage error, 75 cannot listen.`
+
+const QUERY_HELP = `Usage: smtp-tls-policy query <domain|[host]> [options]
+
+Print the answer "serve" would give Postfix for a lookup key, and the rules that led to it.
+
+Options:
+  --map NAME            the map name: dane, sts or dane+sts (default dane+sts)
+  --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
+  --testing-may         answer "OK may" for an MTA-STS testing policy
+  --json                print one JSON object instead of text
+  -h, --help            show this help
+
+Exit status: 0 OK or NOTFOUND, 75 TEMP, 69 PERM, 64 usage error.`
 
 const MTA_STS_HELP = `Usage: smtp-tls-policy mta-sts <domain> [options]
 
@@ -328,6 +363,59 @@ function parseMtaSts(args: string[]): MtaStsArgs | undefined {
   return a
 }
 
+function parseServe(args: string[]): ServeArgs | undefined {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      socketmap: { type: 'string' },
+      resolver: { type: 'string', multiple: true },
+      mode: { type: 'string' },
+      'max-connections': { type: 'string' },
+      'testing-may': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  if (positionals.length !== 0) usage('serve takes no arguments, only options')
+  const where = values.socketmap
+  if (where === undefined) usage('serve needs --socketmap unix:PATH or inet:HOST:PORT')
+  if (!/^unix:./.test(where) && !/^inet:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):[0-9]{1,5}$/.test(where))
+    usage(`--socketmap must be unix:PATH or inet:HOST:PORT, got ${JSON.stringify(where)}`)
+  const a: ServeArgs = { socketmap: where, testingMay: values['testing-may'] }
+  if (values.resolver) a.resolvers = values.resolver
+  if (values.mode !== undefined) {
+    if (!/^[0-7]{1,4}$/.test(values.mode) || parseInt(values.mode, 8) > 0o777)
+      usage(`--mode must be octal, e.g. 660, got ${JSON.stringify(values.mode)}`)
+    a.mode = parseInt(values.mode, 8)
+  }
+  if (values['max-connections'] !== undefined) {
+    a.maxConnections = intOption(values['max-connections'], 'max-connections', 100, 65535)
+    if (a.maxConnections === 0) usage('--max-connections must be at least 1')
+  }
+  return a
+}
+
+function parseQuery(args: string[]): QueryArgs | undefined {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      map: { type: 'string', default: 'dane+sts' },
+      resolver: { type: 'string', multiple: true },
+      'testing-may': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  if (positionals.length !== 1) usage('query takes exactly one domain or [host]')
+  if (!['dane', 'sts', 'dane+sts'].includes(values.map)) usage(`--map must be dane, sts or dane+sts, got ${JSON.stringify(values.map)}`)
+  const a: QueryArgs = { key: positionals[0]!, map: values.map, testingMay: values['testing-may'], json: values.json }
+  if (values.resolver) a.resolvers = values.resolver
+  return a
+}
+
 function parseTlsRpt(args: string[]): TlsRptArgs | undefined {
   const { values, positionals } = parseArgs({
     args,
@@ -451,6 +539,18 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         if (a === undefined) return help(CHECK_HELP, io)
         const { checkCommand } = await import('./check.js')
         return await checkCommand(a, io)
+      }
+      case 'serve': {
+        const a = parseServe(rest)
+        if (a === undefined) return help(SERVE_HELP, io)
+        const { serveCommand } = await import('./serve.js')
+        return await serveCommand(a, io)
+      }
+      case 'query': {
+        const a = parseQuery(rest)
+        if (a === undefined) return help(QUERY_HELP, io)
+        const { queryCommand } = await import('./serve.js')
+        return await queryCommand(a, io)
       }
       case undefined:
       case '-h':

@@ -96,3 +96,6 @@ export type { GetMtaStsPolicyOptions, MtaStsFetchOptions, MtaStsFetchResult, Mta
 export type { MtaStsPolicy, MtaStsRecord, MtaStsTxtState, MtaStsCacheDecision, MtaStsMode, MtaStsExtension } from '../mta-sts/index.js'
 export type { TlsRptRecord, TlsRptExtension } from '../tlsrpt/record.js'
 export type { TraceStep } from '../policy/trace.js'
+export { createSocketmapServer } from './socketmap.js'
+export type { SocketmapLogEvent, SocketmapLookup, SocketmapServer, SocketmapServerOptions } from './socketmap.js'
+export type { SocketmapProfile } from '../socketmap/answer.js'

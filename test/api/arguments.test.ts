@@ -32,6 +32,9 @@ const NOT_CALLABLE = new Set([
   'channels',
   'storeErrorChannel',
   'MTA_STS_MAX_POLICY_BYTES',
+  'SOCKETMAP_MAX_QUERY',
+  'SOCKETMAP_MAX_REPLY',
+  'SOCKETMAP_PROFILES',
 ])
 // Exports left out of this test (none: every export is checked).
 const ELSEWHERE = new Set<string>([])
@@ -49,6 +52,7 @@ const DOES_IO = new Set([
   'deliver',
   'openDeliverySession',
   'check',
+  'createSocketmapServer',
 ])
 
 const hostile = {
