@@ -21,7 +21,7 @@ import type {
   SmtpRecipientResult,
   TraceStep,
 } from '../index.js'
-import { openDeliverySession, probe, SmtpTlsConnectError } from '../node/index.js'
+import { createResolver, openDeliverySession, probe, SmtpTlsConnectError } from '../node/index.js'
 import type { ConnectAttempt, ConnectOptions, DeliveryResult, DeliverySession, ProbeReport, Resolver } from '../node/index.js'
 
 export { SmtpTlsError, isSmtpTlsError } from '../index.js'
@@ -401,7 +401,7 @@ export class SmtpTlsTransport extends EventEmitter {
     const target = this.#s.relay ?? this.#s.verifyDomain
     const p: Promise<true> =
       target === undefined
-        ? Promise.resolve(true)
+        ? this.#checkResolver()
         : probe(target, this.#connectOptions(target)).then((r: ProbeReport) => {
             if (r.outcome.status !== 'deferred') return true
             const e = new SmtpTlsError(
@@ -428,6 +428,23 @@ export class SmtpTlsTransport extends EventEmitter {
     for (const list of this.#pool.values()) {
       for (const e of list) if (e.session.busy === 0) this.#drop(list, e)
     }
+  }
+
+  /**
+   * Direct mode without `verifyDomain` has no destination to probe: what can be checked is the
+   * resolver every delivery depends on. A name under `.invalid` (RFC 6761 §6.4) is answered
+   * NXDOMAIN by any working resolver; no answer at all rejects with the resolver's coded error.
+   */
+  async #checkResolver(): Promise<true> {
+    const resolver = this.#s.connect.resolver ?? createResolver()
+    const a = await resolver.lookup('smtp-tls-policy-verify.invalid', 'MX')
+    if (a.status === 'error') {
+      const f = a.error
+      throw new SmtpTlsError(f?.code ?? 'ERR_DNS_NETWORK', `verify: the resolver did not answer: ${f?.message ?? 'no response'}`, {
+        enhancedStatus: f?.enhancedStatus ?? '4.4.3',
+      })
+    }
+    return true
   }
 
   #connectOptions(destination: string): ConnectOptions {

@@ -2,6 +2,7 @@
 // sinks and the in-process DNS server playing a validating resolver.
 import assert from 'node:assert/strict'
 import { generateKeyPairSync } from 'node:crypto'
+import { createSocket } from 'node:dgram'
 import { after, describe, it } from 'node:test'
 import nodemailer from 'nodemailer'
 import type Mail from 'nodemailer/lib/mailer/index.js'
@@ -261,5 +262,25 @@ describe('SmtpTlsTransport: options', () => {
       () => new SmtpTlsTransport({ destinations: { 'a.test': 'bogus-level' } }),
       (e: { code?: string }) => e.code === 'ERR_POLICY_SYNTAX',
     )
+  })
+})
+
+describe('SmtpTlsTransport.verify() in direct mode without verifyDomain', () => {
+  it('checks the resolver every delivery depends on: a working resolver → true', async () => {
+    const { options } = await world()
+    assert.equal(await new SmtpTlsTransport(options).verify(), true)
+  })
+  it('a resolver that never answers → a coded, temporary rejection (not a placeholder true)', async () => {
+    const silent = createSocket('udp4')
+    silent.on('error', () => undefined)
+    silent.on('message', () => undefined)
+    await new Promise<void>((res) => silent.bind(0, '127.0.0.1', res))
+    closers.push(() => new Promise<void>((res) => silent.close(() => res())))
+    const resolver = createResolver({ servers: [`127.0.0.1:${silent.address().port}`], timeoutMs: 100, attempts: 1 })
+    await assert.rejects(new SmtpTlsTransport({ resolver }).verify(), (e: { code?: string; temporary?: boolean }) => {
+      assert.equal(e.code, 'ERR_DNS_TIMEOUT')
+      assert.equal(e.temporary, true)
+      return true
+    })
   })
 })
