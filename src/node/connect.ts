@@ -352,12 +352,12 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
   }
 }
 
+/** The store of `mtaSts: true` (and of an options object without one): one per process. */
 let processStore: PolicyStore | undefined
 function mtaStsOption(v: unknown): MtaStsOptions | undefined {
   if (v === undefined || v === false) return undefined
-  if (v === true) return { store: (processStore ??= createMemoryStore({ maxEntries: 10_000 })) }
-  if (v === null || typeof v !== 'object') invalid('mtaSts must be a boolean or an object')
-  const o = v as MtaStsOptions
+  if (v !== true && (v === null || typeof v !== 'object')) invalid('mtaSts must be a boolean or an object')
+  const o: MtaStsOptions = v === true ? {} : (v as MtaStsOptions)
   return { ...o, store: o.store ?? (processStore ??= createMemoryStore({ maxEntries: 10_000 })) }
 }
 

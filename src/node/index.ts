@@ -1,5 +1,6 @@
 /**
- * smtp-tls-policy/node: the Node I/O adapters (DNSSEC-aware resolver, destination discovery, connection driver, probe and delivery).
+ * smtp-tls-policy/node: the Node I/O adapters (DNSSEC-aware resolver, destination discovery, connection driver, probe and
+ * delivery, the MTA-STS fetcher, trust stores, the socketmap policy server, smtp-server helpers and the domain checker).
  * They gather facts, hand them to the pure core and carry out its decision.
  *
  * @packageDocumentation

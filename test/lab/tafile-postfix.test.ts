@@ -12,14 +12,9 @@ import { after, before, describe, it } from 'node:test'
 import { spawnSync } from 'node:child_process'
 import { formatTlsaRecord, trustAnchorTlsaRecords, verifyTrustAnchors } from '../../src/index.js'
 import { loadTrustStore } from '../../src/node/index.js'
-import { makeCert, openssl, tempDir } from '../helpers/openssl.js'
+import { openssl, tempDir } from '../helpers/openssl.js'
 import { startPostfixLab, type PostfixLab } from './postfix.js'
-
-const root = makeCert({ subject: '/CN=TA Root', ca: true })
-const inter = makeCert({ subject: '/CN=TA Intermediate', ca: true, issuer: root })
-const leaf = makeCert({ subject: '/CN=mx.ta.test', dns: ['mx.ta.test'], issuer: inter })
-const other = makeCert({ subject: '/CN=Other Root', ca: true })
-const pub = (pem: string) => openssl(['x509', '-pubkey', '-noout'], pem).toString('latin1')
+import { inter, leaf, TAFILE_CASES } from './tafile-cases.js'
 
 /** "2 S 0 hex" / "3 S 0 hex" per PEM block, from openssl's DER output. */
 function opensslAnchorRecords(pem: string): string[] {
@@ -32,17 +27,7 @@ function opensslAnchorRecords(pem: string): string[] {
   return out
 }
 
-const cases: [name: string, tafile: string, match: string, verified: boolean][] = [
-  ['the root (not sent) as certificate', root.pem, 'mx.ta.test', true],
-  ['the root public key', pub(root.pem), 'mx.ta.test', true],
-  ['the intermediate', inter.pem, 'mx.ta.test', true],
-  ['the leaf itself', leaf.pem, 'mx.ta.test', true],
-  ['the leaf public key', pub(leaf.pem), 'mx.ta.test', true],
-  ['an unrelated root', other.pem, 'mx.ta.test', false],
-  ['the intermediate, wrong name', inter.pem, 'other.ta.test', false],
-  ['the leaf itself, wrong name', leaf.pem, 'other.ta.test', false],
-  ['the root and an unrelated root', other.pem + root.pem, 'mx.ta.test', true],
-]
+const cases = TAFILE_CASES
 
 describe('tafile at secure: OpenSSL DANE as Postfix configures it and verifyTrustAnchors agree', () => {
   const { dir, done } = tempDir()

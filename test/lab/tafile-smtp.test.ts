@@ -11,27 +11,12 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { parsePolicyTable, verifyTrustAnchors } from '../../src/index.js'
 import { loadTrustStore, probe } from '../../src/node/index.js'
-import { makeCert, openssl, tempDir } from '../helpers/openssl.js'
+import { tempDir } from '../helpers/openssl.js'
 import { plainSmtp } from '../helpers/smtp-clients.js'
 import { startPostfixLab, type PostfixLab } from './postfix.js'
+import { inter, leaf, TAFILE_CASES } from './tafile-cases.js'
 
-const root = makeCert({ subject: '/CN=TA Root', ca: true })
-const inter = makeCert({ subject: '/CN=TA Intermediate', ca: true, issuer: root })
-const leaf = makeCert({ subject: '/CN=mx.ta.test', dns: ['mx.ta.test'], issuer: inter })
-const other = makeCert({ subject: '/CN=Other Root', ca: true })
-const pub = (pem: string) => openssl(['x509', '-pubkey', '-noout'], pem).toString('latin1')
-
-const cases: [name: string, tafile: string, match: string, verified: boolean][] = [
-  ['the root (not sent) as certificate', root.pem, 'mx.ta.test', true],
-  ['the root public key', pub(root.pem), 'mx.ta.test', true],
-  ['the intermediate', inter.pem, 'mx.ta.test', true],
-  ['the leaf itself', leaf.pem, 'mx.ta.test', true],
-  ['the leaf public key', pub(leaf.pem), 'mx.ta.test', true],
-  ['an unrelated root', other.pem, 'mx.ta.test', false],
-  ['the intermediate, wrong name', inter.pem, 'other.ta.test', false],
-  ['the leaf itself, wrong name', leaf.pem, 'other.ta.test', false],
-  ['the root and an unrelated root', other.pem + root.pem, 'mx.ta.test', true],
-]
+const cases = TAFILE_CASES
 
 describe('tafile= at secure: Postfix smtp(8) and verifyTrustAnchors agree', () => {
   const { dir, done } = tempDir()
