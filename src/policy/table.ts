@@ -101,7 +101,7 @@ export interface TlsPolicy {
   exclude?: string
   /** `servername=`: the SNI name to send; `hostname` means the server's host name. */
   servername?: string
-  /** `tafile=` (only at `verify`/`secure`): trust-anchor files; loading them is the caller's job (no I/O here). */
+  /** `tafile=` (only at `verify`/`secure`): trust-anchor files, as paths (the parser does no I/O; `connect()` loads them). */
   tafile?: string[]
   /** `connection_reuse=yes|no`. */
   connectionReuse?: boolean
