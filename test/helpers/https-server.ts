@@ -17,7 +17,8 @@ export interface TestHttpsServer {
   close(): Promise<void>
 }
 
-export async function startHttpsServer(cert: Issued): Promise<TestHttpsServer> {
+/** Listen on `host` (default 127.0.0.1), any free port. */
+export async function startHttpsServer(cert: Issued, host = '127.0.0.1'): Promise<TestHttpsServer> {
   const routes = new Map<string, Route>()
   const requests = new Map<string, number>()
   const sockets = new Set<{ destroy(): void }>()
@@ -36,7 +37,7 @@ export async function startHttpsServer(cert: Issued): Promise<TestHttpsServer> {
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res))
+  await new Promise<void>((res) => server.listen(0, host, res))
   return {
     port: (server.address() as { port: number }).port,
     requests,

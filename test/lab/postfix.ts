@@ -39,6 +39,12 @@ export interface PostfixLabOptions {
   extraMaster?: string[]
   /** extra master.cf lines, e.g. the queue manager and a delivery agent for a lab that receives mail */
   services?: string[]
+  /**
+   * A resolv.conf (with `options trust-ad`) bind-mounted over /etc/resolv.conf for this master and
+   * every process it starts, in a private mount namespace (`unshare --mount`): smtp(8) then resolves
+   * (and validates DNSSEC) through the lab's Unbound on port 53, as posttls-finger does with `resolvConf`.
+   */
+  resolvConf?: string
 }
 
 /**
@@ -197,7 +203,14 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
       '',
     ].join('\n'),
   )
-  const master: ChildProcess = spawn(MASTER, ['-c', conf, '-d'], { env: { ...process.env, MAIL_CONFIG: conf }, stdio: 'ignore' })
+  // unshare and sh exec: the PID we hold is master's, so stop() signals master itself
+  const master: ChildProcess = options.resolvConf
+    ? spawn(
+        'unshare',
+        ['--mount', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', options.resolvConf, MASTER, '-c', conf, '-d'],
+        { env: { ...process.env, MAIL_CONFIG: conf }, stdio: 'ignore' },
+      )
+    : spawn(MASTER, ['-c', conf, '-d'], { env: { ...process.env, MAIL_CONFIG: conf }, stdio: 'ignore' })
   const exited = new Promise<void>((resolve) => master.once('exit', () => resolve()))
   const stop = async () => {
     if (master.exitCode === null && master.signalCode === null) {
