@@ -16,6 +16,7 @@
 //   TLSA mismatch                 → OK dane-only, deferred, still queued, nothing arrives
 //   bogus zone / bogus TLSA only  → TEMP, deferred by Postfix's policy lookup (RFC 7672 §2.1.2), nothing arrives
 //   MTA-STS enforce (*.domain)    → OK secure match=.domain servername=hostname, Verified, sent (RFC 8461 §4.1)
+//                                   (the MX serves its CA-issued chain only for SNI = its name)
 //   MX outside the STS policy     → deferred (RFC 8461 §4.2)
 //   DANE and MTA-STS              → OK dane-only, the policy file never fetched (RFC 8461 §2), sent
 //
@@ -40,6 +41,8 @@ const unrelated = selfSigned('unrelated.test')
 const bogusLeaf = selfSigned('mx.smd-bogus.test')
 const badTlsaLeaf = selfSigned('mx.smd-badtlsa.test')
 const stsLeaf = makeCert({ key: 'ec256', subject: '/CN=mx.smd-sts.test', dns: ['mx.smd-sts.test'], issuer: ca })
+// served without SNI: self-signed, so only the SNI `servername=hostname` sends gets the CA-issued chain
+const stsNoSni = selfSigned('mx.smd-sts.test')
 const stsOutLeaf = makeCert({ key: 'ec256', subject: '/CN=other.smd-stsout.test', dns: ['other.smd-stsout.test'], issuer: ca })
 // self-signed: only DANE-EE authenticates it; an MTA-STS answer (secure + the CA) would defer
 const bothLeaf = selfSigned('mx.smd-both.test')
@@ -59,13 +62,13 @@ const policies: Record<string, string> = {
   'mta-sts.smd-both.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.smd-both.test\r\nmax_age: 86400\r\n',
 }
 
-/** The receiving MX hosts: one smtpd each, accepting mail into its incoming queue. */
-const receivers: Array<{ host: string; address: string; leaf: Issued }> = [
+/** The receiving MX hosts: one smtpd each, accepting mail into its incoming queue; `sni`: the chain for SNI = host only. */
+const receivers: Array<{ host: string; address: string; leaf: Issued; sni?: Issued }> = [
   { host: 'mx.smd-dane.test', address: '127.0.103.1', leaf: daneLeaf },
   { host: 'mx.smd-mismatch.test', address: '127.0.103.2', leaf: mismatchLeaf },
   { host: 'mx.smd-bogus.test', address: '127.0.103.3', leaf: bogusLeaf },
   { host: 'mx.smd-badtlsa.test', address: '127.0.103.4', leaf: badTlsaLeaf },
-  { host: 'mx.smd-sts.test', address: '127.0.103.5', leaf: stsLeaf },
+  { host: 'mx.smd-sts.test', address: '127.0.103.5', leaf: stsNoSni, sni: stsLeaf },
   { host: 'other.smd-stsout.test', address: '127.0.103.6', leaf: stsOutLeaf },
   { host: 'mx.smd-both.test', address: '127.0.103.7', leaf: bothLeaf },
 ]
@@ -115,12 +118,16 @@ before(async () => {
     log: (e) => events.push(e),
   })
   mx = await startPostfixLab(
-    receivers.map((r) => ({
-      address: r.address,
-      certPem: r.leaf.pem,
-      keyPem: r.leaf.keyPem,
-      options: [`myhostname=${r.host}`, `syslog_name=postfix/${r.host}`],
-    })),
+    receivers.map((r, i) => {
+      const options = [`myhostname=${r.host}`, `syslog_name=postfix/${r.host}`]
+      if (r.sni) {
+        // tls_server_sni_maps (Postfix ≥ 3.4): the key, then the chain; the SNI name is logged on a match
+        writeFileSync(join(tmp.dir, `sni${i}.pem`), r.sni.keyPem + r.sni.pem, { mode: 0o600 })
+        writeFileSync(join(tmp.dir, `sni${i}`), `${r.host} ${join(tmp.dir, `sni${i}.pem`)}\n`, { mode: 0o644 })
+        options.push(`tls_server_sni_maps=texthash:${join(tmp.dir, `sni${i}`)}`, 'smtpd_tls_loglevel=1')
+      }
+      return { address: r.address, certPem: r.leaf.pem, keyPem: r.leaf.keyPem, options }
+    }),
     { acceptMail: true, extraMain: ['mynetworks = 127.0.0.0/8', 'smtpd_relay_restrictions = permit_mynetworks, reject'] },
   )
   // glibc strips the AD bit unless trust-ad is set; smtp(8) needs it for DANE
@@ -310,6 +317,8 @@ describe('Postfix smtp(8) with smtp_tls_policy_maps = socketmap:…:dane+sts (ou
     assert.match(o.line, /relay=mx\.smd-sts\.test\[127\.0\.103\.5\]:25/)
     assert.match(o.log, /Verified TLS connection established to mx\.smd-sts\.test\[127\.0\.103\.5\]:25/, o.log)
     assert.ok(await arrived('sts'), mx.maillog())
+    // servername=hostname: the MX got SNI mx.smd-sts.test, the only name its CA-issued chain is served for
+    assert.match(mx.maillog(), /postfix\/mx\.smd-sts\.test\/smtpd\[\d+\]: \w+ TLS connection established from \S+ to mx\.smd-sts\.test: /)
     t.diagnostic(o.line)
   })
 
