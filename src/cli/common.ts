@@ -124,6 +124,10 @@ export interface QueryArgs {
   resolvers?: string[]
   testingMay: boolean
   json: boolean
+  /** serve's configuration file: its profiles, resolver, MTA-STS options and Redis cache */
+  config?: string
+  redis?: string
+  redisPrefix?: string
 }
 
 /** `mta-sts` after argument checks. */

@@ -181,13 +181,19 @@ const QUERY_HELP = `Usage: smtp-tls-policy query <domain|[host]> [options]
 Print the answer "serve" would give Postfix for a lookup key, and the rules that led to it.
 
 Options:
-  --map NAME            the map name: dane, sts or dane+sts (default dane+sts)
+  --map NAME            the map name: dane, sts or dane+sts (default dane+sts), or a profile
+                        of the --config file
   --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
   --testing-may         answer "OK may" for an MTA-STS testing policy
+  --config FILE         serve's configuration file: its profiles, resolver, MTA-STS options and
+                        Redis cache (a cached answer is shown as such; query never writes to it)
+  --redis URL           read the cache of "serve --redis URL"
+  --redis-prefix TEXT   prefix of every Redis key (default "smtp-tls-policy:")
   --json                print one JSON object instead of text
   -h, --help            show this help
 
-Exit status: 0 OK or NOTFOUND, 75 TEMP, 69 PERM, 64 usage error.`
+Exit status: 0 OK or NOTFOUND, 75 TEMP (or Redis cannot be reached), 69 PERM, 64 usage error,
+66 a file cannot be opened, 78 bad configuration file.`
 
 const MTA_STS_HELP = `Usage: smtp-tls-policy mta-sts <domain> [options]
 
@@ -525,15 +531,22 @@ function parseQuery(args: string[]): QueryArgs | undefined {
       map: { type: 'string', default: 'dane+sts' },
       resolver: { type: 'string', multiple: true },
       'testing-may': { type: 'boolean', default: false },
+      config: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) return undefined
   if (positionals.length !== 1) usage('query takes exactly one domain or [host]')
-  if (!['dane', 'sts', 'dane+sts'].includes(values.map)) usage(`--map must be dane, sts or dane+sts, got ${JSON.stringify(values.map)}`)
+  if (values.config === undefined && !['dane', 'sts', 'dane+sts'].includes(values.map))
+    usage(`--map must be dane, sts or dane+sts (or a profile of --config), got ${JSON.stringify(values.map)}`)
+  if (!/^[!-~]{1,100}$/.test(values.map)) usage(`--map must be a map name (printable, no space), got ${JSON.stringify(values.map)}`)
   const a: QueryArgs = { key: positionals[0]!, map: values.map, testingMay: values['testing-may'], json: values.json }
   if (values.resolver) a.resolvers = values.resolver
+  if (values.config !== undefined) a.config = values.config
+  Object.assign(a, redisOptions(values.redis, values['redis-prefix']))
   return a
 }
 

@@ -34,7 +34,7 @@ import {
   type ServeSettings,
 } from './common.js'
 import { loadServeConfig, mergeSettings } from './config.js'
-import { openServeStore, type LogEvent } from './store.js'
+import { connectRedis, openServeStore, readOnly, type LogEvent } from './store.js'
 
 const MAX_CA_FILE = 8 * MiB
 
@@ -169,11 +169,25 @@ export async function serveCommand(a: ServeArgs, io: CliIo): Promise<number> {
 }
 
 export async function queryCommand(a: QueryArgs, io: CliIo): Promise<number> {
-  const resolver = optionValue('--resolver', () => createResolver(a.resolvers ? { servers: a.resolvers } : {}))
-  // The server's lookup path, without a socket and without a cache.
-  const lookup = createSocketmapLookup({ resolver, profiles: profiles(a.testingMay) })
-  const r = await lookup(a.map, a.key)
-  if (a.json) io.out(JSON.stringify({ map: a.map, key: a.key, reply: r.reply, trace: r.trace }, null, 2))
+  // The server's lookup path, without a socket: with --config, its profiles and options; with a Redis
+  // URL (flag or file), its cache, read only (query never writes an answer or a policy into it).
+  const flags: ServeArgs = {
+    ...(a.config !== undefined && { config: a.config }),
+    ...(a.resolvers !== undefined && { resolvers: a.resolvers }),
+    ...(a.testingMay && { testingMay: true }),
+    ...(a.redis !== undefined && { redis: a.redis }),
+    ...(a.redisPrefix !== undefined && { redisPrefix: a.redisPrefix }),
+  }
+  const s = mergeSettings(a.config !== undefined ? await loadServeConfig(a.config) : {}, flags)
+  const options = await reloadable(s, flags)
+  const redis = s.redis !== undefined ? await connectRedis(s.redis, s.redisPrefix) : undefined
+  let r
+  try {
+    r = await createSocketmapLookup({ ...options, ...(redis && { store: readOnly(redis.store) }) })(a.map, a.key)
+  } finally {
+    redis?.close()
+  }
+  if (a.json) io.out(JSON.stringify({ map: a.map, key: a.key, reply: r.reply, cached: r.cached, trace: r.trace }, null, 2))
   else {
     io.out(clean(r.reply))
     for (const t of r.trace) io.out(clean(`  ${formatTrace([t])}`))

@@ -4,6 +4,7 @@
  * only here, only when a Redis URL is given.
  */
 import type * as RedisModule from 'redis'
+import { SmtpTlsError } from '../errors.js'
 import { createRedisStore } from '../redis/index.js'
 import { createMemoryStore, type MemoryStore } from '../store/memory.js'
 import type { PolicyStore } from '../store/types.js'
@@ -150,21 +151,44 @@ function ofDomain(destination: string, domain: string): boolean {
   return host === domain || host === `[${domain}]`
 }
 
+/** A strict Redis store for one command (query, dump, purge): 75 when Redis cannot be reached now. */
+export async function connectRedis(
+  url: string,
+  redisPrefix: string | undefined,
+): Promise<{ store: PolicyStore; pttl(key: string): Promise<number>; close(): void }> {
+  const client = await redisClient(url, false)
+  client.on('error', () => {}) // reported through connect() and each command
+  try {
+    await client.connect()
+  } catch (e) {
+    throw new CliError(EX_TEMPFAIL, `cannot reach Redis at ${redactUrl(url)}: ${(e as Error)?.message}`)
+  }
+  const prefix = redisPrefix ?? DEFAULT_PREFIX
+  return {
+    store: createRedisStore(client, { prefix, strict: true }),
+    pttl: async (key) => Number(await client.sendCommand(['PTTL', prefix + key])),
+    close: () => client.destroy(),
+  }
+}
+
+/** Reads only: `set` and `delete` do nothing (query inspects the servers' cache, never changes it). */
+export function readOnly(store: PolicyStore): PolicyStore {
+  return {
+    get: (key) => store.get(key),
+    set: () => {},
+    increment: () => Promise.reject(new SmtpTlsError('ERR_STORE', 'a read-only store counts nothing')),
+    scan: (prefix) => store.scan(prefix),
+    delete: () => false,
+  }
+}
+
 /** `dump` and `purge [domain]`. */
 export async function storeCommand(command: 'dump' | 'purge', a: StoreArgs, io: CliIo): Promise<number> {
   const { redis, redisPrefix } = await storeSettings(a)
   if (redis === undefined)
     throw new CliError(EX_USAGE, `${command}: the configuration file names no redis: (an in-memory cache lives inside "serve")`)
-  const client = await redisClient(redis, false)
-  client.on('error', () => {}) // reported through connect() and each command
+  const { store, pttl, close } = await connectRedis(redis, redisPrefix)
   try {
-    await client.connect()
-  } catch (e) {
-    throw new CliError(EX_TEMPFAIL, `cannot reach Redis at ${redactUrl(redis)}: ${(e as Error)?.message}`)
-  }
-  try {
-    const prefix = redisPrefix ?? DEFAULT_PREFIX
-    const store = createRedisStore(client, { prefix, strict: true })
     let entries = await store.scan(ANSWERS)
     if (a.domain !== undefined) {
       const domain = a.domain
@@ -178,7 +202,7 @@ export async function storeCommand(command: 'dump' | 'purge', a: StoreArgs, io: 
       return EX_OK
     }
     const rows: CachedAnswer[] = []
-    const ttls = await Promise.all(entries.map(([k]) => client.sendCommand(['PTTL', prefix + k])))
+    const ttls = await Promise.all(entries.map(([k]) => pttl(k)))
     entries.forEach(([key, reply], i) => {
       const ms = Number(ttls[i])
       if (ms === -2) return // expired since the scan
@@ -192,6 +216,6 @@ export async function storeCommand(command: 'dump' | 'purge', a: StoreArgs, io: 
     if (isCoded(e) && e.code === 'ERR_STORE') throw new CliError(EX_TEMPFAIL, `Redis at ${redactUrl(redis)}: ${e.message}`)
     throw e
   } finally {
-    client.destroy()
+    close()
   }
 }

@@ -129,6 +129,9 @@ describe('serve --config: strict checks, one line, 78 (EX_CONFIG); 66 when it ca
     ['dump', 'x', '--redis', 'redis://127.0.0.1'],
     ['purge', 'a', 'b', '--redis', 'redis://127.0.0.1'],
     ['purge', 'not a domain', '--redis', 'redis://127.0.0.1'],
+    ['query', 'x', '--map', 'custom'],
+    ['query', 'x', '--map', 'a b', '--config', '/dev/null'],
+    ['query', 'x', '--redis', 'ftp://x'],
   ])
     it(`usage error: ${args.join(' ')}`, async () => assert.equal((await run(...args)).status, 64))
   it('dump with a configuration file that names no Redis: 64 (the memory cache lives inside serve)', async () => {
@@ -273,7 +276,14 @@ describe('serve --redis: two servers share one redis-server', () => {
       assert.equal((await b.waitFor(queryOf('plain.ops.test')))['cached'], true)
       assert.equal(dns.queries.length, queries, 'no DNS query for an answer in the shared cache')
 
-      // dump lists both answers with the seconds they have left; purge one domain, then the rest.
+      // query reads the same cache (and never writes to it): with the file, or with --redis.
+      const q = await run('query', 'plain.ops.test', '--config', config, '--json')
+      assert.equal(q.status, 0, q.err)
+      assert.deepEqual([JSON.parse(q.out).reply, JSON.parse(q.out).cached], ['NOTFOUND ', true])
+      const q2 = await run('query', 'other.ops.test', '--redis', url, '--resolver', dns.server, '--json')
+      assert.deepEqual([JSON.parse(q2.out).reply, JSON.parse(q2.out).cached], ['NOTFOUND ', false])
+
+      // dump lists both answers with the seconds they have left (not other.ops.test: query wrote nothing).
       const dump = await run('dump', '--config', config, '--json')
       assert.equal(dump.status, 0, dump.err)
       const rows = JSON.parse(dump.out) as Array<{ map: string; destination: string; ttl: number; reply: string }>
@@ -317,10 +327,11 @@ describe('serve --redis: two servers share one redis-server', () => {
 
       // Redis returns (empty, at the same socket): both servers reconnect and answer again.
       mark = a.lines.length
+      const markB = b.lines.length
       again = await startRedis(redis.path)
       await a.waitFor((l) => l['event'] === 'store-ready', mark)
       assert.equal(await a.ask('dane+sts other.ops.test'), 'NOTFOUND ')
-      await b.waitFor((l) => l['event'] === 'store-ready', mark > b.lines.length ? 0 : 0)
+      await b.waitFor((l) => l['event'] === 'store-ready', markB)
       assert.equal(await b.ask('dane+sts other.ops.test'), 'NOTFOUND ')
       assert.equal(JSON.parse((await run('dump', '--redis', url, '--json')).out).length, 1)
     } finally {
@@ -330,9 +341,19 @@ describe('serve --redis: two servers share one redis-server', () => {
     assert.equal(await a.exited, 0, JSON.stringify(a.lines))
     assert.equal(await b.exited, 0, JSON.stringify(b.lines))
   })
-  it('dump against a Redis that is not there: 75', async () => {
-    const r = await run('dump', '--redis', `unix:${join(tmp.dir, 'nothing.sock')}`)
-    assert.equal(r.status, 75, r.err)
-    assert.match(r.err, /cannot reach Redis/)
+  it('dump, purge and query against a Redis that is not there: 75', async () => {
+    const url = `unix:${join(tmp.dir, 'nothing.sock')}`
+    for (const args of [['dump'], ['purge'], ['query', 'dane.ops.test', '--resolver', dns.server]]) {
+      const r = await run(...args, '--redis', url)
+      assert.equal(r.status, 75, r.err)
+      assert.match(r.err, /cannot reach Redis/)
+    }
+  })
+  it("query --config answers by the file's profiles", async () => {
+    const config = file(`resolver: "${dns.server}"\nprofiles:\n  only-sts: { dane: false, sts: true }\n`)
+    const r = await run('query', 'dane.ops.test', '--config', config, '--map', 'only-sts')
+    assert.equal(r.status, 0, r.err)
+    assert.match(r.out, /^NOTFOUND \n/)
+    assert.equal((await run('query', 'dane.ops.test', '--config', config)).status, 69, 'dane+sts is not in the file: PERM')
   })
 })
