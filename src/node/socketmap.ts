@@ -83,8 +83,8 @@ export interface SocketmapServer {
   /**
    * Apply new settings without dropping a client (the CLI's SIGHUP): profiles, cache times, timeouts,
    * the resolver, MTA-STS fetch options, the connection limit. An option left out takes its default,
-   * as in {@link createSocketmapServer}. Lookups already running finish under the old settings; an
-   * idle timeout applies from a connection's next request. Answers cached under a map name whose
+   * as in {@link createSocketmapServer}. Lookups already running finish under the old settings; a
+   * new idle timeout applies to connections opened after the reload. Answers cached under a map name whose
    * profile changed (or went) are deleted from the store: they were computed by the old rule.
    * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for bad options (nothing is changed then).
    */

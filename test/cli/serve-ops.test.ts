@@ -349,6 +349,20 @@ describe('serve --redis: two servers share one redis-server', () => {
       assert.match(r.err, /cannot reach Redis/)
     }
   })
+  it('serve starts without Redis, never crashes on its errors, and answers (TEMP only where a cached policy may hide)', async () => {
+    const s = await serve('--socketmap', 'inet:127.0.0.1:0', '--redis', `unix:${join(tmp.dir, 'none.sock')}`, '--resolver', dns.server)
+    try {
+      const e = await s.waitFor((l) => l['event'] === 'store-error')
+      assert.equal(e['operation'], 'connect')
+      assert.equal(await s.ask('dane+sts dane.ops.test'), 'OK dane-only')
+      assert.match(await s.ask('dane+sts plain.ops.test'), /^TEMP policy store unavailable/)
+      assert.equal(await s.ask('dane plain.ops.test'), 'NOTFOUND ')
+      assert.equal(s.lines.filter((l) => l['event'] === 'store-error' && l['operation'] === 'connect').length, 1, 'once per outage')
+    } finally {
+      s.child.kill('SIGTERM')
+    }
+    assert.equal(await s.exited, 0, JSON.stringify(s.lines))
+  })
   it("query --config answers by the file's profiles", async () => {
     const config = file(`resolver: "${dns.server}"\nprofiles:\n  only-sts: { dane: false, sts: true }\n`)
     const r = await run('query', 'dane.ops.test', '--config', config, '--map', 'only-sts')
