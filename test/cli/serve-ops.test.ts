@@ -6,7 +6,7 @@
 // MTA-STS policy cannot be ruled out, recovery when Redis returns). Loopback and temp dirs only.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -110,6 +110,13 @@ describe('serve --config: strict checks, one line, 78 (EX_CONFIG); 66 when it ca
     assert.deepEqual(c.profiles?.['sts-may'], { dane: false, sts: true, testing: 'may' })
     assert.equal(c.stsTimeoutMs, 10000)
     assert.equal(c.redis, undefined)
+  })
+  it('the YAML examples in README.md and docs/socketmap.md pass', async () => {
+    for (const doc of ['../../README.md', '../../docs/socketmap.md']) {
+      const blocks = [...readFileSync(new URL(doc, import.meta.url), 'utf8').matchAll(/```yaml\n([\s\S]*?)```/g)]
+      assert.ok(blocks.length > 0, doc)
+      for (const [, yaml] of blocks) assert.ok((await loadServeConfig(file(yaml!))).profiles, doc)
+    }
   })
   it('an empty file is every default; a tlsrpt: false profile is accepted', async () => {
     assert.deepEqual(await loadServeConfig(file('# nothing\n')), {})
