@@ -102,11 +102,33 @@ function fromSource<T>(flags: ServeArgs, key: string, check: () => T): T {
   }
 }
 
+/** At most one `store-error` line per this many ms: during a Redis outage every lookup fails a get and a set. */
+const STORE_ERROR_EVERY_MS = 10_000
+
+/** `store-error` events thinned to one per interval; the next one carries how many were left out (`suppressed`). */
+function throttled(log: (e: LogEvent) => void): (e: LogEvent) => void {
+  let last = -Infinity
+  let suppressed = 0
+  return (e) => {
+    if (e.event === 'store-error') {
+      const now = Date.now()
+      if (now - last < STORE_ERROR_EVERY_MS) {
+        suppressed++
+        return
+      }
+      last = now
+      if (suppressed > 0) e = { ...e, suppressed }
+      suppressed = 0
+    }
+    log(e)
+  }
+}
+
 /** Settings a running server keeps (a new socket, a new store): SIGHUP logs that they need a restart. */
 const RESTART_ONLY = ['socketmap', 'mode', 'redis', 'redisPrefix'] as const
 
 export async function serveCommand(a: ServeArgs, io: CliIo): Promise<number> {
-  const log = (e: LogEvent): void => io.err(JSON.stringify({ time: new Date().toISOString(), ...e }))
+  const log = throttled((e: LogEvent): void => io.err(JSON.stringify({ time: new Date().toISOString(), ...e })))
   const load = async (): Promise<ServeSettings> => mergeSettings(a.config !== undefined ? await loadServeConfig(a.config) : {}, a)
   const initial = await load()
   const listen = initial.socketmap

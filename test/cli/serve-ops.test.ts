@@ -364,7 +364,10 @@ describe('serve --redis: two servers share one redis-server', () => {
       assert.equal(await s.ask('dane+sts dane.ops.test'), 'OK dane-only')
       assert.match(await s.ask('dane+sts plain.ops.test'), /^TEMP policy store unavailable/)
       assert.equal(await s.ask('dane plain.ops.test'), 'NOTFOUND ')
-      assert.equal(s.lines.filter((l) => l['event'] === 'store-error' && l['operation'] === 'connect').length, 1, 'once per outage')
+      // The failed connect and the failed gets and sets of the lookups (6 in all) are thinned to one line
+      // per 10 s (the count allows for a very slow machine).
+      const n = s.lines.filter((l) => l['event'] === 'store-error').length
+      assert.ok(n >= 1 && n <= 2, JSON.stringify(s.lines))
     } finally {
       s.child.kill('SIGTERM')
     }
