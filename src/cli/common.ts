@@ -21,6 +21,8 @@ export const EX_UNAVAILABLE = 69
 export const EX_SOFTWARE = 70
 /** A temporary failure: delivery would be deferred. */
 export const EX_TEMPFAIL = 75
+/** A configuration file's contents are wrong (YAML syntax, an unknown key, a wrong type, too large). */
+export const EX_CONFIG = 78
 
 /** Where the CLI writes; replaceable in tests. */
 export interface CliIo {
@@ -68,16 +70,51 @@ export interface ProbeArgs {
   verbose: boolean
 }
 
-/** `serve` after argument checks. */
-export interface ServeArgs {
+/** A profile (map name) of `serve`, as the configuration file writes it. */
+export interface ProfileSettings {
+  dane: boolean
+  sts: boolean
+  testing?: 'notfound' | 'may'
+  tlsrpt?: boolean
+}
+
+/** The settings of `serve`, from flags or the configuration file (flags win). Times in ms, cache times in s. */
+export interface ServeSettings {
   /** `unix:PATH` or `inet:HOST:PORT` */
-  socketmap: string
+  socketmap?: string
   resolvers?: string[]
   /** unix socket file mode */
   mode?: number
   maxConnections?: number
-  /** MTA-STS `testing` answers `may` instead of NOTFOUND */
-  testingMay: boolean
+  idleTimeoutMs?: number
+  lookupTimeoutMs?: number
+  /** MTA-STS `testing` answers `may` instead of NOTFOUND (profiles that do not say) */
+  testingMay?: boolean
+  cache?: { negative?: number; dane?: number; max?: number }
+  profiles?: Record<string, ProfileSettings>
+  /** MTA-STS fetches: trust anchors, HTTPS port, private addresses, timeout */
+  caFile?: string
+  stsPort?: number
+  allowPrivate?: boolean
+  stsTimeoutMs?: number
+  /** `redis://…`, `rediss://…` or `unix:/path/to/redis.sock` */
+  redis?: string
+  redisPrefix?: string
+}
+
+/** `serve` after argument checks. */
+export interface ServeArgs extends ServeSettings {
+  config?: string
+}
+
+/** `dump` and `purge` after argument checks: the store from `--redis` or the configuration file. */
+export interface StoreArgs {
+  config?: string
+  redis?: string
+  redisPrefix?: string
+  /** purge: one domain (all its next hops, map names and ports); absent: every cached answer */
+  domain?: string
+  json: boolean
 }
 
 /** `query` after argument checks. */
@@ -87,6 +124,10 @@ export interface QueryArgs {
   resolvers?: string[]
   testingMay: boolean
   json: boolean
+  /** serve's configuration file: its profiles, resolver, MTA-STS options and Redis cache */
+  config?: string
+  redis?: string
+  redisPrefix?: string
 }
 
 /** `mta-sts` after argument checks. */

@@ -26,6 +26,7 @@ import {
   type ProbeArgs,
   type QueryArgs,
   type ServeArgs,
+  type StoreArgs,
   type TlsaArgs,
   type TlsRptArgs,
 } from './common.js'
@@ -69,11 +70,12 @@ Commands:
   check <domain>                    check a domain's DANE, certificates, MTA-STS and TLS-RPT
   serve --socketmap unix:PATH|inet:HOST:PORT   a TLS policy server for Postfix (smtp_tls_policy_maps)
   query <domain|[host]>             the answer the policy server gives, and why
+  dump | purge [<domain>]           list or delete the policy server's cached answers (Redis)
 
 Run "smtp-tls-policy <command> --help" for a command's options.
 
 Exit status: 0 ok, 64 usage error, 65 bad input data, 66 input file cannot be opened,
-69 permanent failure, 70 internal error, 75 temporary failure.`
+69 permanent failure, 70 internal error, 75 temporary failure, 78 bad configuration file.`
 
 const TLSA_HELP = `Usage: smtp-tls-policy tlsa <cert.pem|cert.der> [options]
 
@@ -122,36 +124,76 @@ Exit status: 0 the level is satisfied, 75 delivery would be deferred, 69 permane
 (null MX, no such domain, REQUIRETLS), 64 usage error, 65 a bad policy table or CA file,
 66 a file cannot be opened.`
 
-const SERVE_HELP = `Usage: smtp-tls-policy serve --socketmap unix:PATH|inet:HOST:PORT [options]
+const SERVE_HELP = `Usage: smtp-tls-policy serve [--config FILE] [--socketmap unix:PATH|inet:HOST:PORT] [options]
 
 A TLS policy server for Postfix over the socketmap protocol (socketmap_table(5)):
   smtp_tls_policy_maps = socketmap:inet:127.0.0.1:8461:dane+sts
-Map names: dane (DANE only), sts (MTA-STS only), dane+sts (DANE first). Answers: OK dane-only,
-OK dane, OK secure match=... servername=hostname, NOTFOUND, TEMP (a DNSSEC or TLSA failure).
-Logs one JSON object per line on stderr; stops on SIGTERM or SIGINT.
+Map names: dane (DANE only), sts (MTA-STS only), dane+sts (DANE first), or the profiles of the
+configuration file. Answers: OK dane-only, OK dane, OK secure match=... servername=hostname,
+NOTFOUND, TEMP (a DNSSEC or TLSA failure). Logs one JSON object per line on stderr; stops on
+SIGTERM or SIGINT; SIGHUP reads the configuration file again (a bad one is logged and ignored).
 
-Options:
-  --socketmap ADDR      unix:PATH or inet:HOST:PORT to listen on (required)
+Options (each also a key of the YAML file, without "--"; an option given here wins):
+  --config FILE         a YAML configuration file (at most 1 MiB)
+  --socketmap ADDR      unix:PATH or inet:HOST:PORT to listen on (here or in the file)
   --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
   --mode OCTAL          file mode of a unix socket (default 666)
   --max-connections N   most open client connections (default 100)
+  --idle-timeout S      close a connection idle this long (default 10 seconds)
+  --lookup-timeout S    answer TEMP for a lookup that takes longer (default 15 seconds)
   --testing-may         answer "OK may" for an MTA-STS testing policy (default NOTFOUND)
+  --cache-negative S    cache NOTFOUND this long (default 300 seconds)
+  --cache-dane S        cache a DANE answer this long when no TLSA TTL is known (default 300)
+  --cache-max S         cache any answer at most this long (default 3600)
+  --ca-file FILE        trust anchors (PEM) for MTA-STS policy hosts (default: Node's root store)
+  --sts-port N          HTTPS port of mta-sts.<domain> (default 443; for tests and labs)
+  --allow-private       fetch MTA-STS policies from loopback and private addresses too
+  --sts-timeout S       for each MTA-STS policy fetch (default 10 seconds)
+  --redis URL           share the cache: redis://HOST:PORT, rediss://..., or unix:/path/redis.sock
+  --redis-prefix TEXT   prefix of every Redis key (default "smtp-tls-policy:")
   -h, --help            show this help
 
-Exit status: 0 stopped by a signal, 64 usage error, 75 cannot listen.`
+Exit status: 0 stopped by a signal, 64 usage error, 66 a file cannot be opened, 69 the redis
+package is not installed, 75 cannot listen, 78 bad configuration file.`
+
+const DUMP_HELP = `Usage: smtp-tls-policy dump [--redis URL | --config FILE] [options]
+       smtp-tls-policy purge [<domain>] [--redis URL | --config FILE] [options]
+
+dump lists the answers "serve" has cached in Redis, with the seconds each has left:
+  <seconds left>  <map name>  <next hop>:<port>  <answer>
+purge deletes the cached answers of one domain (its MX next hop and [domain], every map name
+and port), or all of them; the next lookup asks DNS (and MTA-STS) again. Cached MTA-STS
+policies are kept (RFC 8461 §5: they protect against a downgrade).
+
+Options:
+  --redis URL           redis://HOST:PORT, rediss://..., or unix:/path/redis.sock
+  --redis-prefix TEXT   prefix of every Redis key (default "smtp-tls-policy:")
+  --config FILE         take redis and redis-prefix from serve's configuration file
+  --json                print JSON instead of text
+  -h, --help            show this help
+
+Exit status: 0 ok, 64 usage error (no Redis given: an in-memory cache lives inside "serve"),
+66 the file cannot be opened, 69 the redis package is not installed, 75 Redis cannot be reached,
+78 bad configuration file.`
 
 const QUERY_HELP = `Usage: smtp-tls-policy query <domain|[host]> [options]
 
 Print the answer "serve" would give Postfix for a lookup key, and the rules that led to it.
 
 Options:
-  --map NAME            the map name: dane, sts or dane+sts (default dane+sts)
+  --map NAME            the map name: dane, sts or dane+sts (default dane+sts), or a profile
+                        of the --config file
   --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
   --testing-may         answer "OK may" for an MTA-STS testing policy
+  --config FILE         serve's configuration file: its profiles, resolver, MTA-STS options and
+                        Redis cache (a cached answer is shown as such; query never writes to it)
+  --redis URL           read the cache of "serve --redis URL"
+  --redis-prefix TEXT   prefix of every Redis key (default "smtp-tls-policy:")
   --json                print one JSON object instead of text
   -h, --help            show this help
 
-Exit status: 0 OK or NOTFOUND, 75 TEMP, 69 PERM, 64 usage error.`
+Exit status: 0 OK or NOTFOUND, 75 TEMP (or Redis cannot be reached), 69 PERM, 64 usage error,
+66 a file cannot be opened, 78 bad configuration file.`
 
 const MTA_STS_HELP = `Usage: smtp-tls-policy mta-sts <domain> [options]
 
@@ -222,7 +264,7 @@ function usage(message: string): never {
 
 function intOption(value: string | undefined, name: string, fallback: number, max = 255): number {
   if (value === undefined) return fallback
-  if (!/^[0-9]{1,5}$/.test(value) || Number(value) > max) usage(`--${name} must be a number from 0 to ${max}, got ${JSON.stringify(value)}`)
+  if (!/^[0-9]{1,9}$/.test(value) || Number(value) > max) usage(`--${name} must be a number from 0 to ${max}, got ${JSON.stringify(value)}`)
   return Number(value)
 }
 
@@ -363,26 +405,51 @@ function parseMtaSts(args: string[]): MtaStsArgs | undefined {
   return a
 }
 
+/** Where serve listens: the same check for --socketmap and the configuration file's socketmap. */
+export const SOCKETMAP_ADDRESS = /^(?:unix:.|inet:(?:\[[0-9a-fA-F:.]+\]|[^:[\]]+):[0-9]{1,5}$)/
+
+/** A Redis URL: redis://, rediss:// or unix:/path (a socket). */
+export const REDIS_URL = /^(?:rediss?:\/\/[^\s]+|unix:\/[^\s]*)$/
+
+/** The most any cache time can be: 366 days, in seconds. */
+export const MAX_CACHE_SECONDS = 366 * 86400
+
 function parseServe(args: string[]): ServeArgs | undefined {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
     options: {
+      config: { type: 'string' },
       socketmap: { type: 'string' },
       resolver: { type: 'string', multiple: true },
       mode: { type: 'string' },
       'max-connections': { type: 'string' },
-      'testing-may': { type: 'boolean', default: false },
+      'idle-timeout': { type: 'string' },
+      'lookup-timeout': { type: 'string' },
+      'testing-may': { type: 'boolean' },
+      'cache-negative': { type: 'string' },
+      'cache-dane': { type: 'string' },
+      'cache-max': { type: 'string' },
+      'ca-file': { type: 'string' },
+      'sts-port': { type: 'string' },
+      'allow-private': { type: 'boolean' },
+      'sts-timeout': { type: 'string' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) return undefined
   if (positionals.length !== 0) usage('serve takes no arguments, only options')
   const where = values.socketmap
-  if (where === undefined) usage('serve needs --socketmap unix:PATH or inet:HOST:PORT')
-  if (!/^unix:./.test(where) && !/^inet:(\[[0-9a-fA-F:.]+\]|[^:[\]]+):[0-9]{1,5}$/.test(where))
+  if (where === undefined && values.config === undefined) usage('serve needs --socketmap unix:PATH or inet:HOST:PORT, or --config FILE')
+  if (where !== undefined && !SOCKETMAP_ADDRESS.test(where))
     usage(`--socketmap must be unix:PATH or inet:HOST:PORT, got ${JSON.stringify(where)}`)
-  const a: ServeArgs = { socketmap: where, testingMay: values['testing-may'] }
+  const a: ServeArgs = {}
+  if (where !== undefined) a.socketmap = where
+  if (values.config !== undefined) a.config = values.config
+  if (values['testing-may'] !== undefined) a.testingMay = values['testing-may']
+  if (values['allow-private'] !== undefined) a.allowPrivate = values['allow-private']
   if (values.resolver) a.resolvers = values.resolver
   if (values.mode !== undefined) {
     if (!/^[0-7]{1,4}$/.test(values.mode) || parseInt(values.mode, 8) > 0o777)
@@ -393,6 +460,66 @@ function parseServe(args: string[]): ServeArgs | undefined {
     a.maxConnections = intOption(values['max-connections'], 'max-connections', 100, 65535)
     if (a.maxConnections === 0) usage('--max-connections must be at least 1')
   }
+  const seconds = (name: 'idle-timeout' | 'lookup-timeout' | 'sts-timeout'): number | undefined => {
+    const v = values[name]
+    if (v === undefined) return undefined
+    const n = intOption(v, name, 0, 3600)
+    if (n === 0) usage(`--${name} must be from 1 to 3600 seconds`)
+    return n * 1000
+  }
+  const idle = seconds('idle-timeout')
+  if (idle !== undefined) a.idleTimeoutMs = idle
+  const lookup = seconds('lookup-timeout')
+  if (lookup !== undefined) a.lookupTimeoutMs = lookup
+  const sts = seconds('sts-timeout')
+  if (sts !== undefined) a.stsTimeoutMs = sts
+  for (const k of ['negative', 'dane', 'max'] as const) {
+    const v = values[`cache-${k}`]
+    if (v !== undefined) (a.cache ??= {})[k] = intOption(v, `cache-${k}`, 0, MAX_CACHE_SECONDS)
+  }
+  if (values['ca-file'] !== undefined) a.caFile = values['ca-file']
+  if (values['sts-port'] !== undefined) {
+    const p = intOption(values['sts-port'], 'sts-port', 443, 65535)
+    if (p === 0) usage('--sts-port must be from 1 to 65535')
+    a.stsPort = p
+  }
+  Object.assign(a, redisOptions(values.redis, values['redis-prefix']))
+  return a
+}
+
+function redisOptions(url: string | undefined, prefix: string | undefined): { redis?: string; redisPrefix?: string } {
+  const out: { redis?: string; redisPrefix?: string } = {}
+  if (url !== undefined) {
+    if (!REDIS_URL.test(url)) usage(`--redis must be redis://HOST:PORT, rediss://... or unix:/path, got ${JSON.stringify(url)}`)
+    out.redis = url
+  }
+  if (prefix !== undefined) {
+    if (!/^[!-~]{0,100}$/.test(prefix)) usage('--redis-prefix must be at most 100 printable characters, no space')
+    out.redisPrefix = prefix
+  }
+  return out
+}
+
+function parseStore(command: 'dump' | 'purge', args: string[]): StoreArgs | undefined {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return undefined
+  if (command === 'dump' && positionals.length !== 0) usage('dump takes no arguments, only options')
+  if (positionals.length > 1) usage('purge takes at most one domain')
+  if (values.redis === undefined && values.config === undefined)
+    usage(`${command} needs --redis URL or --config FILE (the in-memory cache lives inside "serve")`)
+  const a: StoreArgs = { json: values.json, ...redisOptions(values.redis, values['redis-prefix']) }
+  if (values.config !== undefined) a.config = values.config
+  if (positionals.length === 1) a.domain = checkDomainArg(positionals[0]!)
   return a
 }
 
@@ -404,15 +531,22 @@ function parseQuery(args: string[]): QueryArgs | undefined {
       map: { type: 'string', default: 'dane+sts' },
       resolver: { type: 'string', multiple: true },
       'testing-may': { type: 'boolean', default: false },
+      config: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
   if (values.help) return undefined
   if (positionals.length !== 1) usage('query takes exactly one domain or [host]')
-  if (!['dane', 'sts', 'dane+sts'].includes(values.map)) usage(`--map must be dane, sts or dane+sts, got ${JSON.stringify(values.map)}`)
+  if (values.config === undefined && !['dane', 'sts', 'dane+sts'].includes(values.map))
+    usage(`--map must be dane, sts or dane+sts (or a profile of --config), got ${JSON.stringify(values.map)}`)
+  if (!/^[!-~]{1,100}$/.test(values.map)) usage(`--map must be a map name (printable, no space), got ${JSON.stringify(values.map)}`)
   const a: QueryArgs = { key: positionals[0]!, map: values.map, testingMay: values['testing-may'], json: values.json }
   if (values.resolver) a.resolvers = values.resolver
+  if (values.config !== undefined) a.config = values.config
+  Object.assign(a, redisOptions(values.redis, values['redis-prefix']))
   return a
 }
 
@@ -545,6 +679,13 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
         if (a === undefined) return help(SERVE_HELP, io)
         const { serveCommand } = await import('./serve.js')
         return await serveCommand(a, io)
+      }
+      case 'dump':
+      case 'purge': {
+        const a = parseStore(command, rest)
+        if (a === undefined) return help(DUMP_HELP, io)
+        const { storeCommand } = await import('./store.js')
+        return await storeCommand(command, a, io)
       }
       case 'query': {
         const a = parseQuery(rest)

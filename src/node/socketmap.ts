@@ -59,6 +59,12 @@ export interface SocketmapServerOptions {
   now?: () => number
 }
 
+/** What {@link SocketmapServer.reload} can change; `listen`, `mode`, `store`, `log` and `now` need a new server. @public */
+export type SocketmapReloadOptions = Omit<SocketmapServerOptions, 'listen' | 'mode' | 'store' | 'log' | 'now'>
+
+/** Options a running server keeps: {@link SocketmapServer.reload} refuses them. */
+const FIXED_OPTIONS = ['listen', 'mode', 'store', 'log', 'now'] as const
+
 /** The result of {@link SocketmapServer.lookup}. @public */
 export interface SocketmapLookup {
   reply: string
@@ -74,6 +80,15 @@ export interface SocketmapServer {
   readonly connections: number
   /** Answer one request as a client would get it (the CLI's `query`). */
   lookup(name: string, key: string): Promise<SocketmapLookup>
+  /**
+   * Apply new settings without dropping a client (the CLI's SIGHUP): profiles, cache times, timeouts,
+   * the resolver, MTA-STS fetch options, the connection limit. An option left out takes its default,
+   * as in {@link createSocketmapServer}. Lookups already running finish under the old settings; a
+   * new idle timeout applies to connections opened after the reload. Answers cached under a map name whose
+   * profile changed (or went) are deleted from the store: they were computed by the old rule.
+   * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for bad options (nothing is changed then).
+   */
+  reload(options: SocketmapReloadOptions): Promise<void>
   /** Stop listening, close every connection; resolves when closed. */
   close(): Promise<void>
 }
@@ -95,6 +110,9 @@ interface Settings {
   log: (event: SocketmapLogEvent) => void
   now: () => number
 }
+
+/** What storeGet answers when the store rejected (as opposed to "not cached"). */
+const STORE_FAILED = Symbol('store failed')
 
 /** Pipelined requests waiting on one connection before it is closed (Postfix sends one at a time). */
 const MAX_PENDING = 16
@@ -224,14 +242,14 @@ export function createSocketmapLookup(
 
 function lookupPath(s: Settings): (name: string, key: string) => Promise<SocketmapLookup> {
   const inflight = new Map<string, Promise<SocketmapLookup>>()
-  const storeGet = async (key: string): Promise<string | undefined> => {
+  const storeGet = async (key: string): Promise<string | undefined | typeof STORE_FAILED> => {
     if (s.store === undefined) return undefined
     try {
       const v = await s.store.get(key)
       return typeof v === 'string' ? v : undefined
     } catch (e) {
       s.log({ event: 'store-error', operation: 'get', key, error: (e as Error)?.message })
-      return undefined // DESIGN.md: a store failure is a cache miss, never a weaker answer
+      return STORE_FAILED // DESIGN.md: a store failure costs a lookup or defers, never a weaker answer
     }
   }
   const storeSet = async (key: string, value: string, ttl: number): Promise<void> => {
@@ -278,7 +296,7 @@ function lookupPath(s: Settings): (name: string, key: string) => Promise<Socketm
       }
     const cacheKey = `socketmap|${name}|${key.destination}:${key.port}`
     const hit = await storeGet(cacheKey)
-    if (hit !== undefined && /^(OK \S|NOTFOUND )/.test(hit))
+    if (typeof hit === 'string' && /^(OK \S|NOTFOUND )/.test(hit))
       return { reply: hit, cached: true, trace: [{ rule: 'answer from the cache', ref: 'store' }] }
     let a: SocketmapAnswer
     try {
@@ -288,6 +306,18 @@ function lookupPath(s: Settings): (name: string, key: string) => Promise<Socketm
       s.log({ event: 'lookup-error', name, key: rawKey, code: (e as SmtpTlsError)?.code, error: (e as Error)?.message })
       return { reply: socketmapError('TEMP', `lookup failed: ${(e as Error)?.message ?? 'error'}`), cached: false, trace: [] }
     }
+    // A store that failed holds its cached MTA-STS policies out of reach: "no policy" (or `testing`)
+    // now could be a downgrade of a cached enforce policy (RFC 8461 §5), so defer. DANE (DNSSEC is its own
+    // proof) and an enforce policy just fetched stand.
+    if (hit === STORE_FAILED && profile.sts && key.mxLookup && a.source !== 'dane' && !a.reply.startsWith('OK secure'))
+      return {
+        reply: socketmapError('TEMP', 'policy store unavailable: a cached MTA-STS policy cannot be ruled out'),
+        cached: false,
+        trace: [
+          ...a.trace,
+          { rule: 'the store failed: a cached MTA-STS policy may exist → TEMP, not a weaker answer', ref: 'RFC 8461 §5' },
+        ],
+      }
     if (a.status === 'OK' || a.status === 'NOTFOUND') {
       const ttl =
         a.status === 'NOTFOUND' ? Math.min(a.ttl ?? s.negative, s.negative) : (a.ttl ?? (a.source === 'dane' ? s.dane : s.negative))
@@ -407,6 +437,41 @@ async function startServer(s: Settings): Promise<SocketmapServer> {
       })
       return closing
     },
+    reload: (opts) => reloadSettings(s, server, opts),
+  }
+}
+
+async function reloadSettings(s: Settings, server: net.Server, opts: unknown): Promise<void> {
+  let n: Settings
+  try {
+    if (typeof opts !== 'object' || opts === null) throw invalidArgument(`reload options must be an object, got ${describeValue(opts)}`)
+    for (const k of FIXED_OPTIONS)
+      if ((opts as Record<string, unknown>)[k] !== undefined) throw invalidArgument(`reload cannot change ${k}: start a new server`)
+    n = readSettings(opts, false)
+  } catch (e) {
+    throw coded(e, 'SocketmapServer.reload')
+  }
+  const changed = new Set<string>()
+  for (const name of [...s.profiles.keys(), ...n.profiles.keys()])
+    if (JSON.stringify(s.profiles.get(name)) !== JSON.stringify(n.profiles.get(name))) changed.add(name)
+  s.resolver = n.resolver
+  s.profiles = n.profiles
+  s.maxConnections = server.maxConnections = n.maxConnections
+  s.idleTimeoutMs = n.idleTimeoutMs
+  s.lookupTimeoutMs = n.lookupTimeoutMs
+  s.negative = n.negative
+  s.dane = n.dane
+  s.max = n.max
+  s.mtaSts = n.mtaSts
+  s.families = n.families
+  if (s.store === undefined) return
+  // A cached answer of a changed profile was computed by the old rule (cache keys: lookupPath).
+  for (const name of changed) {
+    try {
+      for (const [key] of await s.store.scan(`socketmap|${name}|`)) await s.store.delete(key)
+    } catch (e) {
+      s.log({ event: 'store-error', operation: 'scan', key: `socketmap|${name}|`, error: (e as Error)?.message })
+    }
   }
 }
 

@@ -39,6 +39,12 @@ export interface RedisStoreOptions {
    * ioredis queue commands while disconnected; without a limit a lookup would wait for Redis.
    */
   timeoutMs?: number
+  /**
+   * `get`, `set` and `delete` reject with `ERR_STORE` too, instead of answering "not cached" or
+   * skipping (default `false`). For a caller that must tell "not cached" from "Redis did not say",
+   * such as the socketmap server, which defers rather than fetch an MTA-STS policy it may hold.
+   */
+  strict?: boolean
 }
 
 /** The Redis store: every method answers with a promise. @public */
@@ -116,7 +122,9 @@ function createRedisStoreChecked(client: NodeRedisLikeClient | IoRedisLikeClient
   if (typeof call === 'function') send = (args) => call.apply(client, args as [string, ...string[]])
   else if (typeof sendCommand === 'function') send = (args) => sendCommand.call(client, args)
   else bad('client must be a node-redis client (sendCommand) or an ioredis client (call)')
-  const o = readOptions(opts, 'createRedisStore options', ['prefix', 'timeoutMs'])
+  const o = readOptions(opts, 'createRedisStore options', ['prefix', 'timeoutMs', 'strict'])
+  const strict = o.strict ?? false
+  if (typeof strict !== 'boolean') bad('createRedisStore options.strict must be a boolean')
   const prefix = o.prefix ?? 'smtp-tls-policy:'
   if (typeof prefix !== 'string') bad('createRedisStore options.prefix must be a string')
   const t = o.timeoutMs ?? 1000
@@ -170,7 +178,8 @@ function createRedisStoreChecked(client: NodeRedisLikeClient | IoRedisLikeClient
         const v = await run(['GET', prefix + key])
         return v === null || v === undefined ? undefined : String(v)
       } catch (e) {
-        failed('get', key, e) // a miss: the caller fetches, never trusts less
+        const err = failed('get', key, e) // a miss: the caller fetches, never trusts less
+        if (strict) throw err
         return undefined
       }
     },
@@ -181,7 +190,8 @@ function createRedisStoreChecked(client: NodeRedisLikeClient | IoRedisLikeClient
       try {
         await run(ms === '' ? ['SET', prefix + key, value] : ['SET', prefix + key, value, 'PX', ms])
       } catch (e) {
-        failed('set', key, e)
+        const err = failed('set', key, e)
+        if (strict) throw err
       }
     },
     async increment(key, by = 1, ttlSeconds) {
@@ -228,7 +238,8 @@ function createRedisStoreChecked(client: NodeRedisLikeClient | IoRedisLikeClient
       try {
         return Number(await run(['DEL', prefix + key])) > 0
       } catch (e) {
-        failed('delete', key, e)
+        const err = failed('delete', key, e)
+        if (strict) throw err
         return false
       }
     },

@@ -10,6 +10,8 @@ export interface TestRedis {
   path: string
   /** SIGKILL the server (a crash), without waiting */
   kill(): void
+  /** resolves when the server has exited */
+  exited: Promise<void>
   /** stop the server and remove its directory */
   stop(): Promise<void>
 }
@@ -25,9 +27,10 @@ function reachable(path: string): Promise<boolean> {
   })
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** `at`: the socket path, e.g. the one of a server that was killed, to start it again there. */
+export async function startRedis(at?: string): Promise<TestRedis> {
   const tmp = tempDir()
-  const path = join(tmp.dir, 'redis.sock')
+  const path = at ?? join(tmp.dir, 'redis.sock')
   const proc: ChildProcess = spawn(
     '/usr/bin/redis-server',
     ['--port', '0', '--unixsocket', path, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', tmp.dir],
@@ -39,6 +42,7 @@ export async function startRedis(): Promise<TestRedis> {
   return {
     path,
     kill: () => void proc.kill('SIGKILL'),
+    exited,
     stop: async () => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM')
       await exited

@@ -259,11 +259,62 @@ describe('socketmap server: cache', () => {
       assert.equal((await s.lookup('dane+sts', 'sts.test')).reply, 'OK secure match=mx.sts.test:.sts.test servername=hostname')
     }
   })
+  it('a failed store: "no policy" under an MTA-STS profile is TEMP (the cached policy may exist), DANE and a [host] stand', async () => {
+    const rejecting: PolicyStore = {
+      get: () => Promise.reject(new Error('down')),
+      set: () => Promise.reject(new Error('down')),
+      increment: () => Promise.reject(new Error('down')),
+      scan: () => Promise.reject(new Error('down')),
+      delete: () => Promise.reject(new Error('down')),
+    }
+    const s = await start({ store: rejecting })
+    // RFC 8461 §5: plain.test may have an enforce policy in the unreachable cache; NOTFOUND would be a downgrade.
+    assert.match((await s.lookup('dane+sts', 'plain.test')).reply, /^TEMP policy store unavailable/)
+    assert.match((await s.lookup('sts', 'plain.test')).reply, /^TEMP policy store unavailable/)
+    assert.equal((await s.lookup('dane', 'plain.test')).reply, 'NOTFOUND ', 'no MTA-STS in the profile: nothing cached matters')
+    assert.equal((await s.lookup('dane+sts', '[mx.plain.test]')).reply, 'NOTFOUND ', 'MTA-STS never applies to a [host]')
+    assert.equal((await s.lookup('dane+sts', 'half.test')).reply, 'OK dane')
+  })
   it('a garbage cache entry is a miss', async () => {
     const store = createMemoryStore()
     await store.set('socketmap|dane|bogus.test:25', 'OK none')
     await store.set('socketmap|dane+sts|bogus.test:25', 'garbage')
     const s = await start({ store })
     assert.match((await s.lookup('dane+sts', 'bogus.test')).reply, /^TEMP /)
+  })
+})
+
+describe('socketmap server: reload', () => {
+  it('a changed profile answers by its new rule at once (its cached answers go), others keep theirs, clients stay connected', async () => {
+    const store = createMemoryStore()
+    const profiles = { x: { dane: true, sts: false }, y: { dane: true, sts: false } }
+    const s = await start({ store, profiles })
+    const c = await client(s)
+    assert.equal(await c.ask('x dane.test'), 'OK dane-only')
+    assert.equal(await c.ask('y dane.test'), 'OK dane-only')
+    await s.reload({
+      resolver: createResolver({ servers: [dns.server], timeoutMs: 500, attempts: 1, cache: false }),
+      families: [4],
+      profiles: { x: { dane: false, sts: true }, y: { dane: true, sts: false } },
+    })
+    assert.equal(await c.ask('x dane.test'), 'NOTFOUND ', 'x is MTA-STS only now: dane.test has no policy')
+    assert.equal((await s.lookup('y', 'dane.test')).cached, true, 'y did not change: its cached answer stays')
+    assert.equal(store.get('socketmap|y|dane.test:25'), 'OK dane-only')
+    await s.reload({ profiles: { y: { dane: true, sts: false } } })
+    assert.match(await c.ask('x dane.test'), /^PERM unknown map name x/)
+    assert.equal(s.connections, 1)
+  })
+  it('bad options change nothing and throw ERR_INVALID_ARGUMENT; fixed options are refused', async () => {
+    const s = await start({ profiles: { x: { dane: true, sts: false } } })
+    for (const bad of [
+      null,
+      'x',
+      { profiles: { x: { dane: 'yes', sts: false } } },
+      { listen: 'inet:127.0.0.1:0' },
+      { store: createMemoryStore() },
+      { cache: { max: -1 } },
+    ])
+      await assert.rejects(s.reload(bad as never), (e: Error & { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT')
+    assert.equal((await s.lookup('x', 'dane.test')).reply, 'OK dane-only')
   })
 })

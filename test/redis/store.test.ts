@@ -167,6 +167,30 @@ describe('several processes', () => {
   })
 })
 
+describe('createRedisStore strict: a failure rejects instead of looking like "not cached"', () => {
+  it('get, set and delete reject ERR_STORE when Redis is gone; without strict they answer a miss', async () => {
+    const gone = await startRedis()
+    const c = await nodeRedis(gone.path)
+    const strict = createRedisStore(c, { strict: true, timeoutMs: 200 })
+    const lax = createRedisStore(c, { timeoutMs: 200 })
+    await strict.set('k', 'v', 60)
+    assert.equal(await strict.get('k'), 'v')
+    assert.equal(await strict.get('absent'), undefined, 'a real miss is still undefined')
+    gone.kill()
+    await gone.exited
+    const isStore = (e: Error & { code?: string }): boolean => e.code === 'ERR_STORE'
+    await assert.rejects(strict.get('k'), isStore)
+    await assert.rejects(strict.set('k', 'w'), isStore)
+    await assert.rejects(strict.delete('k'), isStore)
+    assert.equal(await lax.get('k'), undefined)
+    assert.equal(await lax.delete('k'), false)
+    await gone.stop()
+  })
+  it('strict must be a boolean', () => {
+    assert.throws(() => createRedisStore({ call: async () => null }, { strict: 1 as never }), { code: 'ERR_INVALID_ARGUMENT' })
+  })
+})
+
 describe('Redis stopped mid-run', () => {
   it('lookups go on with fetch-on-miss, never a weaker policy, and every store error is published', async () => {
     const seen: Array<{ operation: string; error: SmtpTlsError }> = []
