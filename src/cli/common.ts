@@ -4,7 +4,8 @@
  * imports nothing of the library: the argument parser loads this and nothing else. (One module,
  * not several: each ES module costs about a millisecond of start-up, issue 17.)
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs'
+import { dirname } from 'node:path'
 import type { SecurityLevel } from '../policy/levels.js'
 
 /** Exit statuses, sysexits.h. */
@@ -19,6 +20,8 @@ export const EX_NOINPUT = 66
 export const EX_UNAVAILABLE = 69
 /** A bug in this program: an exception nobody expected. */
 export const EX_SOFTWARE = 70
+/** An output file (`check --html FILE`) cannot be created or written. */
+export const EX_CANTCREAT = 73
 /** A temporary failure: delivery would be deferred. */
 export const EX_TEMPFAIL = 75
 
@@ -109,6 +112,8 @@ export interface CheckArgs {
   port?: number
   timeoutMs?: number
   ehlo?: string
+  /** Write the HTML report to this file. */
+  html?: string
   /** MTA-STS: trust anchors for the policy host, its HTTPS port, private addresses (tests and labs). */
   caFile?: string
   stsPort?: number
@@ -215,6 +220,56 @@ export function readInput(path: string, what: string, maxBytes: number): Buffer 
   } catch (e) {
     if (e instanceof CliError) throw e
     throw new CliError(EX_NOINPUT, `cannot read ${what} ${path}: ${why(e)}`)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+// Output files (`check --html FILE`): checked before the command's network work, written after it.
+
+/**
+ * Fail early, before a long command runs, when `path` cannot be an output file: its folder is missing
+ * or not a folder, or `path` is a folder.
+ * @throws {@link CliError} EX_CANTCREAT (73)
+ */
+export function checkOutputPath(path: string, what: string): void {
+  const fail = (reason: string): never => {
+    throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: ${reason}`)
+  }
+  if (path === '') fail('empty file name')
+  let dir
+  try {
+    dir = statSync(dirname(path))
+  } catch (e) {
+    return fail(`its folder: ${why(e)}`)
+  }
+  if (!dir.isDirectory()) fail('its folder is not a folder')
+  try {
+    if (statSync(path).isDirectory()) fail('is a directory')
+  } catch (e) {
+    if (e instanceof CliError) throw e
+    // absent: it will be created
+  }
+}
+
+/**
+ * Write `text` (UTF-8) to `path`, created or truncated, mode 0644 before the umask. Refused when larger
+ * than `maxBytes`, so that no runaway report fills a disk.
+ * @throws {@link CliError} EX_CANTCREAT (73) when it cannot be opened, written or is too large.
+ */
+export function writeOutput(path: string, what: string, text: string, maxBytes: number): void {
+  const bytes = Buffer.from(text, 'utf8')
+  if (bytes.length > maxBytes) throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: larger than ${maxBytes / MiB} MiB`)
+  let fd: number
+  try {
+    fd = openSync(path, 'w', 0o644)
+  } catch (e) {
+    throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: ${why(e)}`)
+  }
+  try {
+    for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off)
+  } catch (e) {
+    throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: ${why(e)}`)
   } finally {
     closeSync(fd)
   }

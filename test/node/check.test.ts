@@ -3,7 +3,10 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { main } from '../../src/cli/main.js'
 import { createTlsaRecord } from '../../src/index.js'
-import { check, createResolver, formatCheckReport, type CheckReport } from '../../src/node/index.js'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { check, createResolver, formatCheckReport, formatCheckReportHtml, type CheckReport } from '../../src/node/index.js'
 import { startDnsServer, validatingZone, type TestDnsServer, type ZoneRecord } from '../helpers/dns-server.js'
 import { startHttpsServer, type Route, type TestHttpsServer } from '../helpers/https-server.js'
 import { makeCert } from '../helpers/openssl.js'
@@ -219,6 +222,49 @@ describe('smtp-tls-policy check', () => {
     const j = JSON.parse(a.out)
     assert.equal(j.domain, 'dual.chk.test')
     assert.equal(j.hosts[0].addresses[1].address, '::1')
+  })
+  it('--html FILE with --json: the page carries the findings of the JSON of the same run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stp-check-'))
+    try {
+      const file = join(dir, 'report.html')
+      const r = await run('check', 'dual.chk.test', ...common(), '--json', '--html', file)
+      assert.equal(r.status, 2, r.err)
+      const json = JSON.parse(r.out) as CheckReport
+      const html = readFileSync(file, 'utf8')
+      assert.equal(html, formatCheckReportHtml(json), 'the file is the rendering of the printed report')
+      const ids = [...html.matchAll(/<li class="finding [a-z]+" data-severity="([a-z]+)" data-id="([a-z-]+)"/g)].map(
+        (m) => `${m[1]} ${m[2]}`,
+      )
+      assert.deepEqual(
+        ids.sort(),
+        all(json)
+          .map((f) => `${f.severity} ${f.id}`)
+          .sort(),
+      )
+      assert.equal(statSync(file).mode & 0o777 & ~0o644, 0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+  it('--html: a missing folder or a directory is exit 73 before any lookup; a failed write is 73 after the report', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stp-check-'))
+    try {
+      // The resolver is unreachable (75 if asked): 73 shows the path was refused first.
+      for (const bad of [join(dir, 'missing', 'r.html'), dir, '']) {
+        const r = await run('check', 'good.chk.test', '--resolver', '127.0.0.1:9', '--timeout', '1', '--html', bad)
+        assert.equal(r.status, 73, r.out + r.err)
+        assert.equal(r.err.trim().split('\n').length, 1, r.err)
+        assert.match(r.err, /cannot write HTML report/)
+      }
+      // /dev/full opens, then every write fails with ENOSPC: the text report is out, then one line.
+      const full = await run('check', 'good.chk.test', ...common(), '--html', '/dev/full')
+      assert.equal(full.status, 73, full.out + full.err)
+      assert.match(full.out, /^good\.chk\.test \(port/)
+      assert.equal(full.err.trim().split('\n').length, 1, full.err)
+      assert.match(full.err, /cannot write HTML report \/dev\/full: ENOSPC/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
   it('exit 75 when the resolver cannot be reached', async () => {
     const r = await run('check', 'good.chk.test', '--resolver', '127.0.0.1:9', '--timeout', '1')
