@@ -308,7 +308,13 @@ function pathSection(r: CheckReport): string {
   const dMid = mid(dTop, Math.max(1, rows.length))
   out.push(box(COLUMNS[0], dMid - BOX / 2, domainBox(r)))
   if (rows.length === 0) {
-    const why = r.nullMx ? 'null MX: the domain receives no mail' : 'no MX host to deliver to'
+    const why = r.nullMx
+      ? 'null MX: the domain receives no mail'
+      : r.status === 'no-such-domain'
+        ? 'no such domain'
+        : r.status === 'deferred'
+          ? 'the MX lookup failed: no host to deliver to'
+          : 'no MX host to deliver to'
     out.push(`<text class="note" x="${COLUMNS[1].x}" y="${dMid + 5}">${esc(why)}</text>`)
   }
   r.hosts.forEach((h, hi) => {

@@ -4,7 +4,8 @@
 //
 // Each scenario lists every finding it must give (severity, check id, host, address), and its exit
 // status; test/lab/README.md lists them. `CHECK_DOCS=1` also writes the README's text report of
-// good.test to $TMPDIR/check-report.txt and the screenshot of its HTML report to docs/check-report.png.
+// good.test to $TMPDIR/check-report.txt and the screenshot of its HTML report to docs/check-report.png;
+// `CHECK_SCREENSHOTS=DIR` saves every scenario's screenshot (800 px wide) there.
 import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -540,6 +541,8 @@ describe('the HTML report in headless Chromium (issue 16)', () => {
         // The whole page at the last width (800 px, less the vertical scroll bar when the page is taller).
         const [w, h] = [png.readUInt32BE(16), png.readUInt32BE(20)]
         assert.ok(w > 760 && w <= 800 && h >= 300, `${w} x ${h}`)
+        const shots = process.env['CHECK_SCREENSHOTS']
+        if (shots) writeFileSync(join(shots, `${s.domain}.png`), png)
         if (process.env['CHECK_DOCS'] === '1' && s.domain === 'good.test') {
           await page.resize(1024, 768)
           writeFileSync(new URL('../../docs/check-report.png', import.meta.url), await page.screenshot())
