@@ -4,8 +4,7 @@
  * imports nothing of the library: the argument parser loads this and nothing else. (One module,
  * not several: each ES module costs about a millisecond of start-up, issue 17.)
  */
-import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import type { SecurityLevel } from '../policy/levels.js'
 
 /** Exit statuses, sysexits.h. */
@@ -180,7 +179,8 @@ export const MiB = 1024 * 1024
 
 const CHUNK = 64 * 1024
 
-function why(e: unknown): string {
+/** A file system error in a few words. */
+export function why(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code
   if (code === 'ENOENT') return 'no such file'
   if (code === 'EACCES') return 'permission denied'
@@ -220,56 +220,6 @@ export function readInput(path: string, what: string, maxBytes: number): Buffer 
   } catch (e) {
     if (e instanceof CliError) throw e
     throw new CliError(EX_NOINPUT, `cannot read ${what} ${path}: ${why(e)}`)
-  } finally {
-    closeSync(fd)
-  }
-}
-
-// Output files (`check --html FILE`): checked before the command's network work, written after it.
-
-/**
- * Fail early, before a long command runs, when `path` cannot be an output file: its folder is missing
- * or not a folder, or `path` is a folder.
- * @throws {@link CliError} EX_CANTCREAT (73)
- */
-export function checkOutputPath(path: string, what: string): void {
-  const fail = (reason: string): never => {
-    throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: ${reason}`)
-  }
-  if (path === '') fail('empty file name')
-  let dir
-  try {
-    dir = statSync(dirname(path))
-  } catch (e) {
-    return fail(`its folder: ${why(e)}`)
-  }
-  if (!dir.isDirectory()) fail('its folder is not a folder')
-  try {
-    if (statSync(path).isDirectory()) fail('is a directory')
-  } catch (e) {
-    if (e instanceof CliError) throw e
-    // absent: it will be created
-  }
-}
-
-/**
- * Write `text` (UTF-8) to `path`, created or truncated, mode 0644 before the umask. Refused when larger
- * than `maxBytes`, so that no runaway report fills a disk.
- * @throws {@link CliError} EX_CANTCREAT (73) when it cannot be opened, written or is too large.
- */
-export function writeOutput(path: string, what: string, text: string, maxBytes: number): void {
-  const bytes = Buffer.from(text, 'utf8')
-  if (bytes.length > maxBytes) throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: larger than ${maxBytes / MiB} MiB`)
-  let fd: number
-  try {
-    fd = openSync(path, 'w', 0o644)
-  } catch (e) {
-    throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: ${why(e)}`)
-  }
-  try {
-    for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off, bytes.length - off)
-  } catch (e) {
-    throw new CliError(EX_CANTCREAT, `cannot write ${what} ${path}: ${why(e)}`)
   } finally {
     closeSync(fd)
   }
