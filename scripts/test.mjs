@@ -39,6 +39,7 @@ const TOOLS = [
   ['dig', 'bind9-dnsutils'],
   ['tcpdump', 'tcpdump'],
   ['redis-server', 'redis-server'],
+  ['chromium', 'chromium'],
 ]
 
 function preflight() {

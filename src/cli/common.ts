@@ -19,6 +19,8 @@ export const EX_NOINPUT = 66
 export const EX_UNAVAILABLE = 69
 /** A bug in this program: an exception nobody expected. */
 export const EX_SOFTWARE = 70
+/** An output file (`check --html FILE`) cannot be created or written. */
+export const EX_CANTCREAT = 73
 /** A temporary failure: delivery would be deferred. */
 export const EX_TEMPFAIL = 75
 /** A configuration file's contents are wrong (YAML syntax, an unknown key, a wrong type, too large). */
@@ -150,6 +152,8 @@ export interface CheckArgs {
   port?: number
   timeoutMs?: number
   ehlo?: string
+  /** Write the HTML report to this file. */
+  html?: string
   /** MTA-STS: trust anchors for the policy host, its HTTPS port, private addresses (tests and labs). */
   caFile?: string
   stsPort?: number
@@ -216,7 +220,8 @@ export const MiB = 1024 * 1024
 
 const CHUNK = 64 * 1024
 
-function why(e: unknown): string {
+/** A file system error in a few words. */
+export function why(e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code
   if (code === 'ENOENT') return 'no such file'
   if (code === 'EACCES') return 'permission denied'

@@ -247,10 +247,13 @@ Options:
   --sts-port N          HTTPS port of mta-sts.<domain> (default 443; for tests and labs)
   --allow-private       fetch the MTA-STS policy from loopback and private addresses too
   --json                print one JSON object instead of text
+  --html FILE           also write the report as one self-contained HTML page (no scripts, nothing
+                        fetched), with a picture of the delivery path
   -h, --help            show this help
 
 Exit status: 0 no errors or warnings, 1 warnings only, 2 errors, 64 usage error,
-66 a file cannot be opened, 75 the check could not run (e.g. the resolver is unreachable).`
+66 a file cannot be opened, 73 the HTML file cannot be written, 75 the check could not run
+(e.g. the resolver is unreachable).`
 
 /** The levels `--level` takes: CONFIGURABLE_LEVELS of src/policy/levels.ts (a test keeps them equal). */
 export const CLI_LEVELS: readonly string[] = ['none', 'may', 'encrypt', 'fingerprint', 'dane', 'dane-only', 'verify', 'secure']
@@ -587,6 +590,7 @@ function parseCheck(args: string[]): CheckArgs | undefined {
       'sts-port': { type: 'string' },
       'allow-private': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      html: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -604,6 +608,7 @@ function parseCheck(args: string[]): CheckArgs | undefined {
   if (values.timeout !== undefined) a.timeoutMs = intOption(values.timeout, 'timeout', 15, 3600) * 1000 || 1000
   if (values.ehlo !== undefined) a.ehlo = values.ehlo
   if (values['ca-file'] !== undefined) a.caFile = values['ca-file']
+  if (values.html !== undefined) a.html = values.html
   return a
 }
 

@@ -31,7 +31,8 @@ export { discoverDestination } from './discovery.js'
 export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
 export type { ConnectAttempt, ConnectOptions, MtaStsOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
 export { check } from './check/index.js'
-export { formatCheckReport } from './check/format.js'
+// The renderers are pure (src/check/) and also exported by the core entry; here so that check() and its output come from one import.
+export { formatCheckReport, formatCheckReportHtml } from '../check/index.js'
 export type {
   CheckAddressReport,
   CheckCertificate,

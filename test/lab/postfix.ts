@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 export interface SmtpdSpec {
-  /** 127.0.x.y only */
+  /** 127.0.x.y, or ::1 (then the lab's Postfix listens on IPv6 too) */
   address: string
   port?: number
   /** PEM chain (leaf first) and key; required when STARTTLS is offered */
@@ -83,7 +83,8 @@ function requirePostfix(): void {
 }
 
 function assertLoopback(address: string): void {
-  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address)) throw new Error(`lab addresses must be in 127.0.0.0/8, got ${address}`)
+  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(address) && address !== '::1')
+    throw new Error(`lab addresses must be in 127.0.0.0/8 or ::1, got ${address}`)
 }
 
 function uid(user: string): number {
@@ -145,7 +146,8 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
       opts.push('-o smtpd_tls_security_level=may', `-o smtpd_tls_chain_files=${join(conf, `chain${i}.pem`)}`)
     }
     for (const o of s.options ?? []) opts.push(`-o ${o}`)
-    services.push(`${s.address}:${port} inet n - n - ${s.maxProcesses ?? '-'} smtpd ${opts.join(' ')}`)
+    const listen = s.address.includes(':') ? `[${s.address}]` : s.address
+    services.push(`${listen}:${port} inet n - n - ${s.maxProcesses ?? '-'} smtpd ${opts.join(' ')}`)
   })
   writeFileSync(
     join(conf, 'main.cf'),
@@ -159,7 +161,7 @@ export async function startPostfixLab(specs: readonly SmtpdSpec[], options: Post
       'mydestination =',
       // the smtpd services name their own 127.0.x.y address in master.cf
       'inet_interfaces = loopback-only',
-      'inet_protocols = ipv4',
+      `inet_protocols = ${specs.some((x) => x.address.includes(':')) ? 'all' : 'ipv4'}`,
       `maillog_file_prefixes = ${dir}`,
       `maillog_file = ${join(dir, 'maillog')}`,
       'smtpd_relay_restrictions = reject',

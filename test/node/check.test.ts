@@ -3,9 +3,12 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { main } from '../../src/cli/main.js'
 import { createTlsaRecord } from '../../src/index.js'
-import { check, createResolver, formatCheckReport, type CheckReport } from '../../src/node/index.js'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { check, createResolver, formatCheckReport, formatCheckReportHtml, type CheckReport } from '../../src/node/index.js'
 import { startDnsServer, validatingZone, type TestDnsServer, type ZoneRecord } from '../helpers/dns-server.js'
-import { startHttpsServer, type Route, type TestHttpsServer } from '../helpers/https-server.js'
+import { expiredCertificate, startHttpsServer, type Route, type TestHttpsServer } from '../helpers/https-server.js'
 import { makeCert } from '../helpers/openssl.js'
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
 
@@ -58,6 +61,12 @@ before(async () => {
         ...mx('agile.chk.test', 'mx.agile.chk.test'),
         [tlsa('mx.agile.chk.test'), 'TLSA', rr(cert)],
         [tlsa('mx.agile.chk.test'), 'TLSA', rr(other, 3, 1, 2)],
+        // a CNAME'd MX host: the TLSA records live at the target, the TLSA base domain (RFC 7672 §2.2.2)
+        ...mx('cname.chk.test', 'mx.cname.chk.test').filter((r) => r[1] !== 'A'),
+        ['mx.cname.chk.test', 'CNAME', 'mail.target.chk.test'],
+        ['mail.target.chk.test', 'A', '127.0.0.1'],
+        [tlsa('mail.target.chk.test'), 'TLSA', rr(cert)],
+        [tlsa('mail.target.chk.test'), 'TLSA', rr(next)],
         ['null.chk.test', 'MX', { preference: 0, exchange: '.' }],
         // unsigned
         ...mx('plain.chk.test', 'mx.plain.chk.test'),
@@ -167,6 +176,17 @@ describe('check (issue 16)', () => {
     assert.equal(d?.severity, 'error')
     assert.equal(d?.address, '127.0.0.1')
   })
+  it('a CNAME’d MX host: expanded, TLSA at the target (the TLSA base domain), verified', async () => {
+    const r = await check('cname.chk.test', opts())
+    const h = r.hosts[0]!
+    assert.equal(h.canonicalHost, 'mail.target.chk.test')
+    assert.deepEqual(h.cnames, [{ from: 'mx.cname.chk.test', to: 'mail.target.chk.test' }])
+    assert.equal(h.tlsa.base, 'mail.target.chk.test')
+    assert.equal(h.tlsa.qname, `_${v4.port}._tcp.mail.target.chk.test`)
+    assert.match(find(r, 'address-dnssec')[0]?.message ?? '', /via CNAME to mail\.target\.chk\.test/)
+    assert.equal(find(r, 'dane-match')[0]?.severity, 'ok')
+    assert.equal(r.summary.errors + r.summary.warnings, 0, text(r))
+  })
   it('a null MX: reported as such, no host sessions', async () => {
     const r = await check('null.chk.test', opts())
     assert.equal(r.status, 'null-mx')
@@ -220,6 +240,49 @@ describe('smtp-tls-policy check', () => {
     assert.equal(j.domain, 'dual.chk.test')
     assert.equal(j.hosts[0].addresses[1].address, '::1')
   })
+  it('--html FILE with --json: the page carries the findings of the JSON of the same run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stp-check-'))
+    try {
+      const file = join(dir, 'report.html')
+      const r = await run('check', 'dual.chk.test', ...common(), '--json', '--html', file)
+      assert.equal(r.status, 2, r.err)
+      const json = JSON.parse(r.out) as CheckReport
+      const html = readFileSync(file, 'utf8')
+      assert.equal(html, formatCheckReportHtml(json), 'the file is the rendering of the printed report')
+      const ids = [...html.matchAll(/<li class="finding [a-z]+" data-severity="([a-z]+)" data-id="([a-z-]+)"/g)].map(
+        (m) => `${m[1]} ${m[2]}`,
+      )
+      assert.deepEqual(
+        ids.sort(),
+        all(json)
+          .map((f) => `${f.severity} ${f.id}`)
+          .sort(),
+      )
+      assert.equal(statSync(file).mode & 0o777 & ~0o644, 0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+  it('--html: a missing folder or a directory is exit 73 before any lookup; a failed write is 73 after the report', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stp-check-'))
+    try {
+      // The resolver is unreachable (75 if asked): 73 shows the path was refused first.
+      for (const bad of [join(dir, 'missing', 'r.html'), dir, '']) {
+        const r = await run('check', 'good.chk.test', '--resolver', '127.0.0.1:9', '--timeout', '1', '--html', bad)
+        assert.equal(r.status, 73, r.out + r.err)
+        assert.equal(r.err.trim().split('\n').length, 1, r.err)
+        assert.match(r.err, /cannot write HTML report/)
+      }
+      // /dev/full opens, then every write fails with ENOSPC: the text report is out, then one line.
+      const full = await run('check', 'good.chk.test', ...common(), '--html', '/dev/full')
+      assert.equal(full.status, 73, full.out + full.err)
+      assert.match(full.out, /^good\.chk\.test \(port/)
+      assert.equal(full.err.trim().split('\n').length, 1, full.err)
+      assert.match(full.err, /cannot write HTML report \/dev\/full: ENOSPC/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
   it('exit 75 when the resolver cannot be reached', async () => {
     const r = await run('check', 'good.chk.test', '--resolver', '127.0.0.1:9', '--timeout', '1')
     assert.equal(r.status, 75, r.out + r.err)
@@ -246,6 +309,8 @@ describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
   let https: TestHttpsServer
   let leafOnly: TestSmtpServer
   let noTls: TestSmtpServer
+  let expChain: TestSmtpServer
+  let expLeaf: ReturnType<typeof makeCert>
   let dns2: TestDnsServer
   before(async () => {
     https = await startHttpsServer(makeCert({ issuer: ca, subject: '/CN=mta-sts.sts.chk.test', dns: stsNames }))
@@ -258,11 +323,23 @@ describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
     https.routes.set('mta-sts.testing.chk.test', policy('version: STSv1\nmode: testing\nmx: *.testing.chk.test\nmax_age: 604800\n'))
     // The leaf alone, no issuer: a 2 1 1 record for the CA cannot be checked (RFC 7671 §5.2.2).
     leafOnly = await startSmtpServer({ certPem: leaf.pem, keyPem: leaf.keyPem })
+    // A valid leaf under an intermediate that expired in 2020 (RFC 5280 §6.1.3).
+    const mid = await expiredCertificate(ca, { cn: 'Check Expired Intermediate', ca: true })
+    expLeaf = makeCert({ key: 'ec256', subject: '/CN=mx.expchain.chk.test', dns: ['mx.expchain.chk.test'], issuer: mid })
+    expChain = await startSmtpServer({ certPem: expLeaf.pem + mid.pem, keyPem: expLeaf.keyPem })
     noTls = await startSmtpServer({ starttls: false })
     const records: ZoneRecord[] = [['ta.chk.test', 'MX', { preference: 10, exchange: 'mx.ta.chk.test' }]]
     records.push(['mx.ta.chk.test', 'A', '127.0.0.1'], [`_${leafOnly.port}._tcp.mx.ta.chk.test`, 'TLSA', rr(ca, 2, 1, 1)])
     records.push(['nostls.chk.test', 'MX', { preference: 10, exchange: 'mx.nostls.chk.test' }], ['mx.nostls.chk.test', 'A', '127.0.0.1'])
     records.push([`_${noTls.port}._tcp.mx.nostls.chk.test`, 'TLSA', rr(cert)])
+    records.push(
+      ['expchain.chk.test', 'MX', { preference: 10, exchange: 'mx.expchain.chk.test' }],
+      ['mx.expchain.chk.test', 'A', '127.0.0.1'],
+    )
+    records.push(
+      [`_${expChain.port}._tcp.mx.expchain.chk.test`, 'TLSA', rr(expLeaf)],
+      [`_${expChain.port}._tcp.mx.expchain.chk.test`, 'TLSA', rr(next)],
+    )
     records.push(['stsok.chk.test', 'MX', { preference: 10, exchange: 'mx.ta.chk.test' }])
     records.push(['_mta-sts.stsok.chk.test', 'TXT', 'v=STSv1; id=1'], ['mta-sts.stsok.chk.test', 'A', '127.0.0.1'])
     for (const d of ['sts', 'testing']) {
@@ -275,6 +352,7 @@ describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
     await https?.close()
     await leafOnly?.close()
     await noTls?.close()
+    await expChain?.close()
     await dns2?.close()
   })
   const opts2 = (port: number) => ({
@@ -312,6 +390,18 @@ describe('check: MTA-STS, DANE-TA chains, no STARTTLS', () => {
     assert.equal(find(r, 'dane-match')[0]?.severity, 'error')
     assert.equal(find(r, 'chain-incomplete')[0]?.severity, 'error')
     assert.equal(find(r, 'chain-incomplete')[0]?.rule, 'RFC 7671 §5.2.2')
+  })
+  it('an expired intermediate under a valid leaf: chain-expiry names it, while the 3 1 1 still matches', async () => {
+    const r = await check('expchain.chk.test', opts2(expChain.port))
+    const chain = r.hosts[0]!.addresses[0]!.chain
+    assert.equal(chain.length, 2)
+    assert.ok(chain[0]!.daysLeft > 0 && chain[1]!.daysLeft < 0)
+    assert.equal(find(r, 'dane-match')[0]?.severity, 'ok')
+    assert.equal(find(r, 'cert-expiry')[0]?.severity, 'ok')
+    const [f] = find(r, 'chain-expiry')
+    assert.equal(f?.severity, 'error')
+    assert.equal(f?.rule, 'RFC 5280 §6.1.3')
+    assert.match(f?.message ?? '', /Check Expired Intermediate/)
   })
   it('a DANE host that does not offer STARTTLS: an error', async () => {
     const r = await check('nostls.chk.test', opts2(noTls.port))

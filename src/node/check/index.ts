@@ -11,6 +11,7 @@ import type { DestinationFacts, MxHostFacts } from '../../dns/types.js'
 import { verifyDane } from '../../dane/verify.js'
 import { checkTlsaUsability } from '../../tlsa/usability.js'
 import { formatTlsaRecord } from '../../tlsa/format.js'
+import { spkiOf } from '../../x509/der.js'
 import type { TlsaRecord } from '../../tlsa/types.js'
 import { mtaStsMatchesMx } from '../../mta-sts/match.js'
 import type { MtaStsPolicy } from '../../mta-sts/policy.js'
@@ -147,11 +148,27 @@ function finding(severity: CheckSeverity, id: string, rule: string, message: str
   return f
 }
 
-function describeCert(der: Uint8Array, now: Date): CheckCertificate {
+/**
+ * Subject, issuer, expiry and the SPKI digest of one certificate. Memoised per check (`seen`): the
+ * addresses of a host, and often its hosts, send the same certificate, and X509Certificate parsing is
+ * the largest CPU cost after the handshakes (bench/check.ts).
+ */
+function describeCert(der: Uint8Array, now: Date, seen: Map<string, CheckCertificate>): CheckCertificate {
+  const key = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64')
+  let c = seen.get(key)
+  if (c === undefined) {
+    c = describeCertUncached(der, now)
+    seen.set(key, c)
+  }
+  return { ...c }
+}
+
+function describeCertUncached(der: Uint8Array, now: Date): CheckCertificate {
   try {
     const x = new X509Certificate(der)
     const notAfter = new Date(x.validTo)
-    const spki = x.publicKey.export({ type: 'spki', format: 'der' })
+    // The SubjectPublicKeyInfo as the certificate encodes it (the `3 1 x` input), not re-encoded by export().
+    const spki = spkiOf(der)
     return {
       subject: x.subject.replace(/\n/g, ', '),
       issuer: x.issuer.replace(/\n/g, ', '),
@@ -232,7 +249,8 @@ async function runCheck(domain: string, s: Settings): Promise<CheckReport> {
   if (s.signal?.aborted) throw new SmtpTlsError('ERR_ABORTED', 'check aborted')
   const perHost: SessionResult[][] = hostsSorted.map(() => [])
   index.forEach(([hi, ai], k) => ((perHost[hi] as SessionResult[])[ai] = sessions[k] as SessionResult))
-  const hosts = hostsSorted.map((h, hi) => hostReport(h, perHost[hi] as SessionResult[], facts, s, sts.policy))
+  const certs = new Map<string, CheckCertificate>()
+  const hosts = hostsSorted.map((h, hi) => hostReport(h, perHost[hi] as SessionResult[], facts, s, sts.policy, certs))
   const summary = { errors: 0, warnings: 0, ok: 0 }
   for (const f of [...domainFindings, ...hosts.flatMap((h) => h.findings)]) {
     if (f.severity === 'error') summary.errors++
@@ -437,6 +455,7 @@ function hostReport(
   facts: DestinationFacts,
   s: Settings,
   sts: MtaStsPolicy | undefined,
+  certs: Map<string, CheckCertificate>,
 ): CheckHostReport {
   const f: CheckFinding[] = []
   const addrs = [...h.addresses].sort((a, b) => a.family - b.family || (a.address < b.address ? -1 : 1))
@@ -551,7 +570,7 @@ function hostReport(
       address: a.address,
       family: a.family,
       connected: r.connected,
-      chain: r.chain.map((c) => describeCert(c, s.now)),
+      chain: r.chain.map((c) => describeCert(c, s.now, certs)),
       matchingRecords: [],
     }
     if (r.starttls !== undefined) rep.starttls = r.starttls

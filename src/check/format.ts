@@ -1,5 +1,5 @@
 /** The text rendering of a {@link CheckReport}: grouped by host, ✓ / ⚠ / ✗, at most 80 columns where words allow. */
-import { coded, invalidArgument } from '../../args.js'
+import { coded, invalidArgument } from '../args.js'
 import type { CheckFinding, CheckReport } from './types.js'
 
 const MARK = { ok: '✓', warning: '⚠', error: '✗' } as const
@@ -55,7 +55,9 @@ function format(r: CheckReport): string[] {
     out.push('')
     out.push(`MX ${h.preference} ${h.host}${h.canonicalHost !== h.host ? ` → ${h.canonicalHost}` : ''}`)
     for (const rec of h.tlsa.records) out.push(...wrap('    TLSA ', rec.length > 60 ? rec.slice(0, 59) + '…' : rec, '      '))
-    for (const f of h.findings) if (f.address === undefined) out.push(...findingLines(f, '  '))
+    // About the host, or about an address the host does not list (never dropped; check() gives none such).
+    const listed = new Set(h.addresses.map((a) => a.address))
+    for (const f of h.findings) if (f.address === undefined || !listed.has(f.address)) out.push(...findingLines(f, '  '))
     for (const a of h.addresses) {
       out.push(`  ${a.address}`)
       for (const f of h.findings) if (f.address === a.address) out.push(...findingLines({ ...f, address: undefined }, '    '))
