@@ -17,8 +17,7 @@ export interface TestHttpsServer {
   close(): Promise<void>
 }
 
-/** Listen on `host` (default 127.0.0.1), any free port. */
-export async function startHttpsServer(cert: Issued, host = '127.0.0.1'): Promise<TestHttpsServer> {
+export async function startHttpsServer(cert: Issued, address = '127.0.0.1'): Promise<TestHttpsServer> {
   const routes = new Map<string, Route>()
   const requests = new Map<string, number>()
   const sockets = new Set<{ destroy(): void }>()
@@ -37,7 +36,7 @@ export async function startHttpsServer(cert: Issued, host = '127.0.0.1'): Promis
     sockets.add(s)
     s.on('close', () => sockets.delete(s))
   })
-  await new Promise<void>((res) => server.listen(0, host, res))
+  await new Promise<void>((res) => server.listen(0, address, res))
   return {
     port: (server.address() as { port: number }).port,
     requests,
@@ -61,25 +60,38 @@ function pem(label: string, der: ArrayBuffer): string {
  * openssl 3.0's `x509 -req` cannot back-date, @peculiar/x509 can.
  */
 export async function expiredLeaf(ca: Issued, dns: string[]): Promise<Issued> {
+  return expiredCertificate(ca, { cn: dns[0] ?? 'expired', dns })
+}
+
+/**
+ * A certificate whose validity ended in the past (2020-01-01 to 2020-02-01), signed by `issuer` (an EC
+ * P-256 certificate from makeCert): a leaf with `dns` names, or with `ca` an intermediate CA that can
+ * sign further certificates (makeCert({ issuer }) signs with it: openssl does not check the issuer's dates).
+ */
+export async function expiredCertificate(issuer: Issued, o: { cn: string; dns?: string[]; ca?: boolean }): Promise<Issued> {
   x509.cryptoProvider.set(webcrypto as never)
   const alg = { name: 'ECDSA', namedCurve: 'P-256' }
-  const caDer = Buffer.from(ca.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64')
+  const caDer = Buffer.from(issuer.keyPem.replace(/-----[^-]+-----|\s/g, ''), 'base64')
   const caKey = await webcrypto.subtle.importKey('pkcs8', caDer, alg, false, ['sign'])
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])
-  const issuer = new x509.X509Certificate(ca.pem).subject
   const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: '0bad',
-    subject: `CN=${dns[0]}`,
-    issuer,
+    serialNumber: o.ca ? '0bada1' : '0bad',
+    subject: `CN=${o.cn}`,
+    issuer: new x509.X509Certificate(issuer.pem).subject,
     notBefore: new Date('2020-01-01T00:00:00Z'),
     notAfter: new Date('2020-02-01T00:00:00Z'),
     signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
     publicKey: keys.publicKey,
     signingKey: caKey,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.SubjectAlternativeNameExtension(dns.map((value) => ({ type: 'dns' as const, value }))),
-    ],
+    extensions: o.ca
+      ? [
+          new x509.BasicConstraintsExtension(true, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        ]
+      : [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.SubjectAlternativeNameExtension((o.dns ?? []).map((value) => ({ type: 'dns' as const, value }))),
+        ],
   })
   return {
     der: new Uint8Array(cert.rawData),
