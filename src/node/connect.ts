@@ -37,8 +37,7 @@ import { createMemoryStore } from '../store/memory.js'
 import type { PolicyStore } from '../store/types.js'
 import { discoverDestination } from './discovery.js'
 import { formatTlsaRecord } from '../tlsa/format.js'
-import { bytesEqual } from '../bytes.js'
-import { isSessionCache, sessionFields, type CachedSession, type SessionCache, type TlsSessionCache } from './tls-session-cache.js'
+import { isSessionCache, type CachedSession, type SessionCache, type TlsSessionCache } from './tls-session-cache.js'
 import { createResolver, type Resolver } from './resolver/index.js'
 
 /** `node:diagnostics_channel` names this driver publishes on (undici style, instead of a logger). @public */
@@ -922,23 +921,6 @@ class DriverSession {
     this.s.tlsSessionCache?.store(this.cacheKey!, session, v.chain, v.pkix, v.from)
   }
 
-  /**
-   * The facts of a resumed session (RFC 8446 §2.2: the server is the one the full handshake
-   * authenticated): Node reports no peer certificate then, so the chain and PKIX fact come from the
-   * cache entry, after checking that OpenSSL's own record of the session names the same leaf.
-   */
-  private resumedFacts(t: TLSSocket, entry: CachedSession): { chain: readonly Uint8Array[]; pkix: PkixResult } {
-    const session = t.getSession()
-    const peer = session ? sessionFields(session).peer : undefined
-    if (peer !== undefined && entry.chain[0] !== undefined && bytesEqual(peer, entry.chain[0]))
-      return { chain: entry.chain, pkix: entry.pkix }
-    // never happens with OpenSSL; should it, judge the leaf the TLS stack holds, and trust no chain
-    return {
-      chain: peer ? [new Uint8Array(peer)] : [],
-      pkix: { trusted: false, error: 'the resumed session names another certificate than the cached one' },
-    }
-  }
-
   /** RFC 3207 §4.1: judge the peer right after the handshake; QUIT at once when it falls short. */
   private secured(t: TLSSocket): void {
     if (this.settled) return
@@ -949,8 +931,12 @@ class DriverSession {
     let chain: readonly Uint8Array[]
     let pkix: PkixResult
     if (resumed) {
+      // RFC 8446 §2.2: the server is the one the full handshake authenticated. Node reports no peer
+      // certificate now; the entry kept the chain and PKIX fact of that handshake (checked against
+      // OpenSSL's record of the session when it was stored), and they are judged again below.
       s.tlsSessionCache?.countResumed()
-      ;({ chain, pkix } = this.resumedFacts(t, this.offered!))
+      chain = this.offered!.chain
+      pkix = this.offered!.pkix
     } else {
       chain = peerChain(t, eff, this.anchors)
       pkix = this.anchors

@@ -6,6 +6,7 @@
 import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import type { PkixResult } from '../policy/decide.js'
+import { bytesEqual } from '../bytes.js'
 import { newTlv, readTlv } from '../x509/der.js'
 
 /** Options of {@link createTlsSessionCache}. @public */
@@ -133,14 +134,24 @@ export class SessionCache implements TlsSessionCache {
     if (!Number.isFinite(now)) return
     const authenticatedAt = from?.authenticatedAt ?? now
     let expiresAt = authenticatedAt + this.ttlSeconds * 1000
+    const fields = sessionFields(session)
     // RFC 8446 §4.6.1 ticket_lifetime (RFC 5077 §3.3 lifetime hint): the server will not accept it later.
-    const hint = sessionFields(session).lifetimeHint
+    const hint = fields.lifetimeHint
     if (hint !== undefined && hint > 0) expiresAt = Math.min(expiresAt, now + hint * 1000)
-    if (!(expiresAt > now)) return
+    if (!(expiresAt > now) || fields.peerAt === undefined) return
+    // OpenSSL's record of whom the session authenticated must be the leaf that was judged (a ticket
+    // from a resumed connection names nobody: its session came from a stored one, without a peer).
+    const leaf = chain[0]
+    const peer = fields.peer
+    if (peer === undefined ? leaf !== undefined && from === undefined : leaf === undefined || !bytesEqual(peer, leaf)) return
+    // Stored without the certificate: OpenSSL 3.0 would decode it again each time the session is
+    // offered (about 0.3 ms of CPU), and on resumption the decision uses the chain kept here.
+    const stripped = withoutField(session, fields.peerAt)
+    if (stripped === undefined) return
     this.#entries.delete(key)
     while (this.#entries.size >= this.max) this.#entries.delete(this.#entries.keys().next().value as string)
     // a ticket that came on a resumed connection: this server renews tickets, so wait for them
-    this.#entries.set(key, { session, chain, pkix, authenticatedAt, expiresAt, ...(from ? { ticketOnResume: true } : {}) })
+    this.#entries.set(key, { session: stripped, chain, pkix, authenticatedAt, expiresAt, ...(from ? { ticketOnResume: true } : {}) })
     this.#stats.stores++
   }
 
@@ -203,20 +214,24 @@ export function isSessionCache(x: unknown): x is SessionCache {
  * the cache needs: `[3] peer` (the server's certificate as the TLS stack recorded it) and `[9]` the
  * ticket lifetime hint in seconds. Anything unreadable yields nothing (the caller then trusts less).
  */
-export function sessionFields(der: Uint8Array): { peer?: Uint8Array; lifetimeHint?: number } {
-  const out: { peer?: Uint8Array; lifetimeHint?: number } = {}
+export function sessionFields(der: Uint8Array): SessionFields {
+  const out: SessionFields = {}
   try {
     const t = newTlv()
     const top = readTlv(der, 0, der.length, t)
-    if (top.tag !== 0x30) return out
+    if (top.tag !== 0x30 || top.end !== der.length) return out
     let p = top.valueStart
     const end = top.end
+    // where field [3] would be: before the first field with a higher tag
+    let peerAt: [number, number] | undefined
     while (p < end) {
       readTlv(der, p, end, t)
       const { tag, valueStart, end: next } = t
+      if (peerAt === undefined && tag >= 0xa3 && tag <= 0xbf) peerAt = tag === 0xa3 ? [p, next] : [p, p]
       if (tag === 0xa3) {
         const inner = readTlv(der, valueStart, next, newTlv())
         if (inner.tag === 0x30 && inner.end === next) out.peer = der.subarray(valueStart, next)
+        else return {}
       } else if (tag === 0xa9) {
         const n = readTlv(der, valueStart, next, newTlv())
         if (n.tag === 0x02 && n.end - n.valueStart <= 6) {
@@ -229,8 +244,31 @@ export function sessionFields(der: Uint8Array): { peer?: Uint8Array; lifetimeHin
       if (tag > 0xa9 && tag <= 0xbf) break
       p = next
     }
+    if (peerAt === undefined && p === end) peerAt = [end, end]
+    if (peerAt !== undefined) out.peerAt = peerAt
   } catch {
     // a field we do not need may use a form our DER reader refuses: keep what was read
   }
   return out
+}
+
+/** What {@link sessionFields} reads from a serialised session. */
+export interface SessionFields {
+  /** `[3] peer`: the server's certificate, DER */
+  peer?: Uint8Array
+  /** `[9]` the ticket lifetime hint, seconds */
+  lifetimeHint?: number
+  /** the byte range of `[3]` (empty where it would go when absent); undefined when unreadable */
+  peerAt?: [number, number]
+}
+
+/** The session without the bytes `[from, to)`, the outer SEQUENCE's length re-encoded (X.690 §8.1.3). */
+function withoutField(der: Uint8Array, [from, to]: [number, number]): Buffer | undefined {
+  if (from === to) return Buffer.from(der)
+  const top = readTlv(der, 0, der.length, newTlv())
+  const body = Buffer.concat([der.subarray(top.valueStart, from), der.subarray(to, top.end)])
+  const n = body.length
+  if (n > 0xffffff) return undefined
+  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff]
+  return Buffer.concat([Buffer.from([0x30, ...len]), body])
 }

@@ -94,6 +94,22 @@ describe('TLS session resumption (RFC 8446 §2.2, Postfix smtp_tls_session_cache
     assert.ok(resumedStep(r))
   })
 
+  it('TLS 1.2 resumes too: its session arrives within the handshake and is stored only after the verdict', async () => {
+    const s = await server()
+    const cache = createTlsSessionCache()
+    const o = await options(s.port, [tlsa(leaf, 3)], {
+      level: 'dane',
+      tlsSessionCache: cache,
+      policyTable: parsePolicyTable('resume.test dane protocols=!TLSv1.3\n'),
+    })
+    const first = await prime('resume.test', o, cache)
+    assert.equal(first.outcome.protocol, 'TLSv1.2')
+    const c = await once('resume.test', o)
+    assert.equal(c.outcome.status, 'verified')
+    assert.equal(c.outcome.protocol, 'TLSv1.2')
+    assert.ok(resumedStep(c))
+  })
+
   it('no cache, no resumption: the option is opt-in', async () => {
     const s = await server()
     const o = await options(s.port, [tlsa(leaf, 3)], { level: 'dane' })
@@ -125,6 +141,20 @@ describe('TLS session resumption (RFC 8446 §2.2, Postfix smtp_tls_session_cache
     // each variant stored its own session; the original policy still resumes its own
     const c = await once('resume.test', base)
     assert.ok(resumedStep(c), 'the original key still resumes')
+  })
+
+  it('sessions are stored without the server certificate (OpenSSL would decode it at every offer), and still resume', async () => {
+    const s = await server()
+    const cache = createTlsSessionCache()
+    const o = await options(s.port, [tlsa(leaf, 3)], { level: 'dane', tlsSessionCache: cache })
+    await prime('resume.test', o, cache)
+    const c = await connect('resume.test', o)
+    const stored = (c.socket as TLSSocket).getSession()
+    c.socket.destroy()
+    assert.ok(resumedStep(c))
+    assert.ok(stored)
+    const f = sessionFields(stored)
+    assert.equal(f.peer, undefined, 'the resumed session carries no certificate')
   })
 
   it('a connection that fails the policy stores no session', async () => {
@@ -222,6 +252,7 @@ describe('TLS session resumption (RFC 8446 §2.2, Postfix smtp_tls_session_cache
     const f = sessionFields(session)
     assert.deepEqual(Buffer.from(f.peer ?? []), Buffer.from(leaf.der))
     assert.equal(f.lifetimeHint, 1234)
+    assert.ok(f.peerAt && f.peerAt[1] > f.peerAt[0], 'the [3] field is located')
     assert.deepEqual(sessionFields(new Uint8Array([0x30, 0x03, 0x02, 0x01])), {})
     assert.deepEqual(sessionFields(new Uint8Array(0)), {})
   })
