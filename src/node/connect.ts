@@ -6,7 +6,7 @@
 import diagnostics_channel from 'node:diagnostics_channel'
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { hostname } from 'node:os'
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import {
   connect as tlsConnect,
   createSecureContext,
@@ -36,7 +36,7 @@ import { mtaStsVerdict, selectTransportPolicy } from '../mta-sts/apply.js'
 import { createMemoryStore } from '../store/memory.js'
 import type { PolicyStore } from '../store/types.js'
 import { discoverDestination } from './discovery.js'
-import { formatTlsaRecord } from '../tlsa/format.js'
+import type { TlsaRecord } from '../tlsa/types.js'
 import { isSessionCache, type CachedSession, type SessionCache, type TlsSessionCache } from './tls-session-cache.js'
 import { createResolver, type Resolver } from './resolver/index.js'
 
@@ -587,7 +587,7 @@ function sessionKey(
     eff.matchNames,
     eff.pins ?? null,
     eff.fingerprintDigest,
-    tlsa ? [tlsa.base, tlsa.qname ?? null, tlsa.records.map(formatTlsaRecord).sort(), tlsa.usable.map(formatTlsaRecord).sort()] : null,
+    tlsa ? [tlsa.base, tlsa.qname ?? null, tlsa.records.length, tlsa.usable.length] : null,
     eff.daneDigests,
     eff.tafile ?? null,
     anchors ? anchorsDigest(anchors) : null,
@@ -595,8 +595,27 @@ function sessionKey(
     eff.mtaStsEnforced,
     eff.protocols.text,
   ])
-  const digest = createHash('sha256').update(policy).digest('base64')
-  return `smtp:${address}:${eff.port}:${servername}:${eff.host}:${eff.nexthop}:${s.ehloName}:${digest}`
+  const h = createHash('sha256').update(policy)
+  // the RRset as published and as usable, in an order that does not depend on the DNS answer's
+  if (tlsa) for (const set of [tlsa.records, tlsa.usable]) for (const r of sortedRecords(set)) hashRecord(h, r)
+  return `smtp:${address}:${eff.port}:${servername}:${eff.host}:${eff.nexthop}:${s.ehloName}:${h.digest('base64')}`
+}
+
+function compareRecords(a: TlsaRecord, b: TlsaRecord): number {
+  return a.usage - b.usage || a.selector - b.selector || a.matchingType - b.matchingType || Buffer.compare(a.data, b.data)
+}
+
+function sortedRecords(set: readonly TlsaRecord[]): readonly TlsaRecord[] {
+  return set.length < 2 ? set : [...set].sort(compareRecords)
+}
+
+function hashRecord(h: Hash, r: TlsaRecord): void {
+  const n = r.data.length
+  // usage, selector, matching type and the data's length, then the data: one record, one framing
+  h.update(
+    new Uint8Array([r.usage & 0xff, r.selector & 0xff, r.matchingType & 0xff, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]),
+  )
+  h.update(r.data)
 }
 
 /**

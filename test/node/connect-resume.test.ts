@@ -157,6 +157,15 @@ describe('TLS session resumption (RFC 8446 §2.2, Postfix smtp_tls_session_cache
     assert.equal(f.peer, undefined, 'the resumed session carries no certificate')
   })
 
+  it('the same TLSA RRset in another answer order resumes (an RRset has no order, RFC 2181 §5)', async () => {
+    const s = await server()
+    const cache = createTlsSessionCache()
+    const one = await options(s.port, [tlsa(leaf, 3), tlsa(other, 3)], { level: 'dane', tlsSessionCache: cache })
+    const two = await options(s.port, [tlsa(other, 3), tlsa(leaf, 3)], { level: 'dane', tlsSessionCache: cache })
+    await prime('resume.test', one, cache)
+    assert.ok(resumedStep(await once('resume.test', two)))
+  })
+
   it('a connection that fails the policy stores no session', async () => {
     const s = await server()
     const cache = createTlsSessionCache()
