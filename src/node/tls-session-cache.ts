@@ -7,7 +7,7 @@ import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import type { PkixResult } from '../policy/decide.js'
 import { bytesEqual } from '../bytes.js'
-import { newTlv, readTlv } from '../x509/der.js'
+import { decodeTime, newTlv, readTlv, sliceCertificate } from '../x509/der.js'
 
 /** Options of {@link createTlsSessionCache}. @public */
 export interface TlsSessionCacheOptions {
@@ -16,7 +16,8 @@ export interface TlsSessionCacheOptions {
   /**
    * Seconds a session may be resumed after the full handshake that verified the server; resumptions
    * never extend it. Default 3600 (Postfix `smtp_tls_session_cache_timeout`), at most 604800 (RFC 8446
-   * §4.6.1: 7 days). A shorter ticket lifetime from the server wins.
+   * §4.6.1: 7 days). A shorter ticket lifetime from the server wins, and so does the end of the
+   * validity of a certificate in the chain that was judged.
    */
   ttlSeconds?: number
   /** The clock, ms since the epoch (tests). Default `Date.now`. */
@@ -138,6 +139,9 @@ export class SessionCache implements TlsSessionCache {
     // RFC 8446 §4.6.1 ticket_lifetime (RFC 5077 §3.3 lifetime hint): the server will not accept it later.
     const hint = fields.lifetimeHint
     if (hint !== undefined && hint > 0) expiresAt = Math.min(expiresAt, now + hint * 1000)
+    // Never past a certificate's notAfter: a full handshake then would meet OpenSSL's date check
+    // (verify, secure) or decide()'s (DANE-TA); a resumed session must not skip it.
+    expiresAt = Math.min(expiresAt, notAfter(chain))
     if (!(expiresAt > now) || fields.peerAt === undefined) return
     // OpenSSL's record of whom the session authenticated must be the leaf that was judged (a ticket
     // from a resumed connection names nobody: its session came from a stored one, without a peer).
@@ -260,6 +264,20 @@ export interface SessionFields {
   lifetimeHint?: number
   /** the byte range of `[3]` (empty where it would go when absent); undefined when unreadable */
   peerAt?: [number, number]
+}
+
+/** The earliest notAfter of a chain, ms (RFC 5280 §4.1.2.5); an unreadable certificate: -Infinity. */
+function notAfter(chain: readonly Uint8Array[]): number {
+  let min = Number.POSITIVE_INFINITY
+  for (const der of chain) {
+    try {
+      const c = sliceCertificate(der)
+      min = Math.min(min, decodeTime(der, c.notAfterStart, c.notAfterEnd))
+    } catch {
+      return Number.NEGATIVE_INFINITY
+    }
+  }
+  return min
 }
 
 /** The session without the bytes `[from, to)`, the outer SEQUENCE's length re-encoded (X.690 §8.1.3). */

@@ -17,6 +17,7 @@ import {
 } from '../../src/node/index.js'
 import { sessionFields } from '../../src/node/tls-session-cache.js'
 import { throwsCoded } from '../helpers/assert-coded.js'
+import { expiredLeaf } from '../helpers/https-server.js'
 import { startDnsServer, validatingZone, type ZoneRecord } from '../helpers/dns-server.js'
 import { makeCert, type Issued } from '../helpers/openssl.js'
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp-server.js'
@@ -230,6 +231,21 @@ describe('TLS session resumption (RFC 8446 §2.2, Postfix smtp_tls_session_cache
     assert.ok(resumedStep(await once('resume.test', o)), 'within the ttl')
     now += 2_000
     assert.equal(resumedStep(await once('resume.test', o)), false, 'past the ttl: a full handshake')
+  })
+
+  it("a session is never offered past a certificate's notAfter: an expired DANE-EE leaf verifies (RFC 7672 §3.1.1) but is not stored", async () => {
+    const old = await expiredLeaf(ca, [HOST])
+    const s = await startSmtpServer({ certPem: old.pem, keyPem: old.keyPem })
+    closers.push(() => s.close())
+    const cache = createTlsSessionCache()
+    const o = await options(s.port, [tlsa(old, 3)], { level: 'dane', tlsSessionCache: cache })
+    for (let i = 0; i < 2; i++) {
+      const c = await once('resume.test', o)
+      assert.equal(c.outcome.status, 'verified')
+      assert.equal(resumedStep(c), false)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+    assert.equal(cache.size, 0)
   })
 
   it('createTlsSessionCache refuses bad options with coded errors', () => {
