@@ -5,12 +5,15 @@
 //  2. 200 concurrent connect() at `dane`, this tree vs the baseline, interleaved bursts: connections/s
 //     (target ≥ 2x the baseline) and the longest event-loop stall at the default session bound
 //     (target < 20 ms). A third side is this tree with a TLS session cache (`tlsSessionCache`,
-//     opt-in): its figures are printed next to the default options', never instead of them.
+//     opt-in): its figures are printed next to the default options', never instead of them. Each
+//     burst also gives the CPU time per connection of this process and of the Postfix lab (master,
+//     its reaped children and live smtpd processes, from /proc): unlike throughput and stalls, that
+//     does not depend on what else the machine runs.
 // Needs root and the lab's Debian packages (bash .ci/run installs them). Builds this tree's dist/
 // and the baseline's into a temporary folder first.
 // Run: npm run bench -- latency   [-- --baseline REV]
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -36,6 +39,47 @@ const median = (xs: readonly number[]) => {
 }
 const met = (ok: boolean) => (ok ? 'MET' : 'NOT MET')
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t))
+
+/** clock ticks per second of /proc/PID/stat times (USER_HZ) */
+const HZ = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+/**
+ * CPU seconds used so far by a Postfix lab: its master (with its reaped children: cutime, cstime)
+ * and every live process below it. Independent of the machine's other load, unlike throughput.
+ */
+function postfixCpuSeconds(configDir: string): number {
+  const stats = new Map<number, { ppid: number; self: number; children: number }>()
+  let master: number | undefined
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // fields after the name: state ppid … utime(14) stime(15) cutime(16) cstime(17), 1-based from pid
+      stats.set(Number(d), { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) })
+      if (master === undefined && stat.includes('(master)')) {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
+        if (cmd.includes(configDir)) master = Number(d)
+      }
+    } catch {
+      // a process that ended while we looked
+    }
+  }
+  if (master === undefined) throw new Error('the Postfix lab master is not running')
+  let ticks = stats.get(master)!.self + stats.get(master)!.children
+  const below = new Set([master])
+  for (let grew = true; grew;) {
+    grew = false
+    for (const [pid, st] of stats) {
+      if (!below.has(pid) && below.has(st.ppid)) {
+        below.add(pid)
+        ticks += st.self
+        grew = true
+      }
+    }
+  }
+  return ticks / HZ
+}
 
 function sh(cmd: string, args: string[], cwd = root): string {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' })
@@ -140,6 +184,8 @@ try {
   async function burst(side: Side) {
     const { lib, opts } = sides[side]
     const h = monitorEventLoopDelay({ resolution: 1 })
+    const cpu0 = process.cpuUsage()
+    const server0 = postfixCpuSeconds(postfix.configDir)
     h.enable()
     const t0 = performance.now()
     const rs = await Promise.allSettled(Array.from({ length: CONCURRENT }, () => lib.connect(DOMAIN, opts)))
@@ -164,7 +210,17 @@ try {
           }),
       ),
     )
-    return { side, ok: ok.length, perSec: (ok.length / wall) * 1000, maxStallMs: h.max / 1e6 }
+    const cpu = process.cpuUsage(cpu0)
+    const serverMs = (postfixCpuSeconds(postfix.configDir) - server0) * 1000
+    return {
+      side,
+      ok: ok.length,
+      perSec: (ok.length / wall) * 1000,
+      maxStallMs: h.max / 1e6,
+      // CPU per connection, client (this process) and Postfix: what the throughput is made of
+      clientMs: (cpu.user + cpu.system) / 1000 / CONCURRENT,
+      serverMs: serverMs / CONCURRENT,
+    }
   }
   await burst('current')
   await burst('cached')
@@ -180,10 +236,22 @@ try {
   )
   for (const b of bursts) {
     console.log(
-      `  ${b.side.padEnd(8)} ${b.ok}/${CONCURRENT} ok, ${b.perSec.toFixed(0)} connections/s, longest event-loop stall ${b.maxStallMs.toFixed(1)} ms`,
+      `  ${b.side.padEnd(8)} ${b.ok}/${CONCURRENT} ok, ${b.perSec.toFixed(0)} connections/s, longest event-loop stall ${b.maxStallMs.toFixed(1)} ms, ` +
+        `CPU per connection: client ${b.clientMs.toFixed(2)} ms, Postfix ${b.serverMs.toFixed(2)} ms`,
     )
   }
   const rate = (s: string) => median(bursts.filter((b) => b.side === s).map((b) => b.perSec))
+  const cpuOf = (side: Side) => {
+    const of = bursts.filter((b) => b.side === side)
+    return { client: median(of.map((b) => b.clientMs)), server: median(of.map((b) => b.serverMs)) }
+  }
+  for (const side of ['baseline', 'current', 'cached'] as const) {
+    const c = cpuOf(side)
+    console.log(
+      `  CPU per connection, ${side.padEnd(8)} (medians): client ${c.client.toFixed(2)} ms + Postfix ${c.server.toFixed(2)} ms = ${(c.client + c.server).toFixed(2)} ms` +
+        ` (on ${cpus().length} idle CPUs at most ${((cpus().length * 1000) / (c.client + c.server)).toFixed(0)} connections/s)`,
+    )
+  }
   const stall = (side: Side) => Math.max(...bursts.filter((b) => b.side === side).map((b) => b.maxStallMs))
   const ratio = (side: Side) => rate(side) / rate('baseline')
   console.log(`  throughput this tree / baseline: ${ratio('current').toFixed(2)}x (target ≥ 2): ${met(ratio('current') >= 2)}`)
