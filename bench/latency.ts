@@ -4,12 +4,16 @@
 //     the fix), interleaved, medians. Target: probe() ≤ 0.5x posttls-finger.
 //  2. 200 concurrent connect() at `dane`, this tree vs the baseline, interleaved bursts: connections/s
 //     (target ≥ 2x the baseline) and the longest event-loop stall at the default session bound
-//     (target < 20 ms).
+//     (target < 20 ms). A third side is this tree with a TLS session cache (`tlsSessionCache`,
+//     opt-in): its figures are printed next to the default options', never instead of them. Each
+//     burst also gives the CPU time per connection of this process and of the Postfix lab (master,
+//     its reaped children and live smtpd processes, from /proc): unlike throughput and stalls, that
+//     does not depend on what else the machine runs.
 // Needs root and the lab's Debian packages (bash .ci/run installs them). Builds this tree's dist/
 // and the baseline's into a temporary folder first.
 // Run: npm run bench -- latency   [-- --baseline REV]
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -35,6 +39,47 @@ const median = (xs: readonly number[]) => {
 }
 const met = (ok: boolean) => (ok ? 'MET' : 'NOT MET')
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t))
+
+/** clock ticks per second of /proc/PID/stat times (USER_HZ) */
+const HZ = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100
+
+/**
+ * CPU seconds used so far by a Postfix lab: its master (with its reaped children: cutime, cstime)
+ * and every live process below it. Independent of the machine's other load, unlike throughput.
+ */
+function postfixCpuSeconds(configDir: string): number {
+  const stats = new Map<number, { ppid: number; self: number; children: number }>()
+  let master: number | undefined
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      // fields after the name: state ppid … utime(14) stime(15) cutime(16) cstime(17), 1-based from pid
+      stats.set(Number(d), { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) })
+      if (master === undefined && stat.includes('(master)')) {
+        const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
+        if (cmd.includes(configDir)) master = Number(d)
+      }
+    } catch {
+      // a process that ended while we looked
+    }
+  }
+  if (master === undefined) throw new Error('the Postfix lab master is not running')
+  let ticks = stats.get(master)!.self + stats.get(master)!.children
+  const below = new Set([master])
+  for (let grew = true; grew;) {
+    grew = false
+    for (const [pid, st] of stats) {
+      if (!below.has(pid) && below.has(st.ppid)) {
+        below.add(pid)
+        ticks += st.self
+        grew = true
+      }
+    }
+  }
+  return ticks / HZ
+}
 
 function sh(cmd: string, args: string[], cwd = root): string {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8' })
@@ -78,11 +123,17 @@ try {
     const resolver = lib.createResolver({ servers: [dns.resolverAddress] })
     return { lib, opts: { resolver, level: 'dane' as const, ehloName: 'bench.client.test', timeoutMs: 30_000 } }
   }
-  const sides = { current: make(libs.current), baseline: make(libs.baseline) }
+  const cache = libs.current.createTlsSessionCache()
+  const sides = {
+    current: make(libs.current),
+    cached: { lib: libs.current, opts: { ...make(libs.current).opts, tlsSessionCache: cache } },
+    baseline: make(libs.baseline),
+  }
+  type Side = keyof typeof sides
 
   // 1. Sequential, warm resolver caches.
-  const times: Record<'current' | 'baseline' | 'finger', number[]> = { current: [], baseline: [], finger: [] }
-  const once = async (side: 'current' | 'baseline') => {
+  const times: Record<Side | 'finger', number[]> = { current: [], cached: [], baseline: [], finger: [] }
+  const once = async (side: Side) => {
     const { lib, opts } = sides[side]
     const t0 = performance.now()
     const r = await lib.probe(DOMAIN, opts)
@@ -99,11 +150,13 @@ try {
   }
   for (let i = 0; i < 3; i++) {
     await once('current')
+    await once('cached')
     await once('baseline')
     finger()
   }
   for (let i = 0; i < ROUNDS; i++) {
     times.current.push(await once('current'))
+    times.cached.push(await once('cached'))
     times.baseline.push(await once('baseline'))
     times.finger.push(finger())
   }
@@ -114,21 +167,25 @@ try {
       return performance.now() - t0
     }),
   )
-  const [cur, base, fin] = [median(times.current), median(times.baseline), median(times.finger)]
+  const [cur, cached, base, fin] = [median(times.current), median(times.cached), median(times.baseline), median(times.finger)]
   console.log(`\n1. One DANE-EE probe of ${DOMAIN} (Postfix, TLS 1.3, RSA-2048), ${ROUNDS} interleaved rounds, medians`)
   console.log(`  probe(), this tree          ${cur.toFixed(2)} ms`)
+  console.log(`  probe(), this tree, resumed ${cached.toFixed(2)} ms (tlsSessionCache; ${cache.stats().resumed} resumed so far)`)
   console.log(`  probe(), baseline           ${base.toFixed(2)} ms`)
   console.log(
     `  posttls-finger process      ${fin.toFixed(2)} ms (of which unshare + mount for its resolv.conf: about ${unshareOnly.toFixed(1)} ms)`,
   )
   console.log(`  this tree / posttls-finger: ${(cur / fin).toFixed(2)}x (target ≤ 0.5): ${met(cur / fin <= 0.5)}`)
+  console.log(`  resumed / posttls-finger:   ${(cached / fin).toFixed(2)}x (with tlsSessionCache)`)
   console.log(`  baseline / posttls-finger:  ${(base / fin).toFixed(2)}x`)
   console.log(`  baseline / this tree:       ${(base / cur).toFixed(1)}x`)
 
   // 2. Bursts of 200 concurrent connect() at dane, default session bound.
-  async function burst(side: 'current' | 'baseline') {
+  async function burst(side: Side) {
     const { lib, opts } = sides[side]
     const h = monitorEventLoopDelay({ resolution: 1 })
+    const cpu0 = process.cpuUsage()
+    const server0 = postfixCpuSeconds(postfix.configDir)
     h.enable()
     const t0 = performance.now()
     const rs = await Promise.allSettled(Array.from({ length: CONCURRENT }, () => lib.connect(DOMAIN, opts)))
@@ -153,27 +210,57 @@ try {
           }),
       ),
     )
-    return { side, ok: ok.length, perSec: (ok.length / wall) * 1000, maxStallMs: h.max / 1e6 }
+    const cpu = process.cpuUsage(cpu0)
+    const serverMs = (postfixCpuSeconds(postfix.configDir) - server0) * 1000
+    return {
+      side,
+      ok: ok.length,
+      perSec: (ok.length / wall) * 1000,
+      maxStallMs: h.max / 1e6,
+      // CPU per connection, client (this process) and Postfix: what the throughput is made of
+      clientMs: (cpu.user + cpu.system) / 1000 / CONCURRENT,
+      serverMs: serverMs / CONCURRENT,
+    }
   }
   await burst('current')
+  await burst('cached')
   await burst('baseline')
   const bursts: Awaited<ReturnType<typeof burst>>[] = []
-  for (const side of ['current', 'baseline', 'baseline', 'current', 'current', 'baseline'] as const) {
+  const resumedBefore = cache.stats().resumed
+  for (const side of ['current', 'cached', 'baseline', 'baseline', 'cached', 'current', 'current', 'baseline', 'cached'] as const) {
     await sleep(300)
     bursts.push(await burst(side))
   }
-  console.log(`\n2. ${CONCURRENT} concurrent connect() at dane, default maxConcurrentSessions (16), 3 bursts each, interleaved`)
+  console.log(
+    `\n2. ${CONCURRENT} concurrent connect() at dane, default maxConcurrentSessions (16), 3 bursts each, interleaved (cached: this tree with tlsSessionCache)`,
+  )
   for (const b of bursts) {
     console.log(
-      `  ${b.side.padEnd(8)} ${b.ok}/${CONCURRENT} ok, ${b.perSec.toFixed(0)} connections/s, longest event-loop stall ${b.maxStallMs.toFixed(1)} ms`,
+      `  ${b.side.padEnd(8)} ${b.ok}/${CONCURRENT} ok, ${b.perSec.toFixed(0)} connections/s, longest event-loop stall ${b.maxStallMs.toFixed(1)} ms, ` +
+        `CPU per connection: client ${b.clientMs.toFixed(2)} ms, Postfix ${b.serverMs.toFixed(2)} ms`,
     )
   }
   const rate = (s: string) => median(bursts.filter((b) => b.side === s).map((b) => b.perSec))
-  const stall = Math.max(...bursts.filter((b) => b.side === 'current').map((b) => b.maxStallMs))
+  const cpuOf = (side: Side) => {
+    const of = bursts.filter((b) => b.side === side)
+    return { client: median(of.map((b) => b.clientMs)), server: median(of.map((b) => b.serverMs)) }
+  }
+  for (const side of ['baseline', 'current', 'cached'] as const) {
+    const c = cpuOf(side)
+    console.log(
+      `  CPU per connection, ${side.padEnd(8)} (medians): client ${c.client.toFixed(2)} ms + Postfix ${c.server.toFixed(2)} ms = ${(c.client + c.server).toFixed(2)} ms` +
+        ` (on ${cpus().length} idle CPUs at most ${((cpus().length * 1000) / (c.client + c.server)).toFixed(0)} connections/s)`,
+    )
+  }
+  const stall = (side: Side) => Math.max(...bursts.filter((b) => b.side === side).map((b) => b.maxStallMs))
+  const ratio = (side: Side) => rate(side) / rate('baseline')
+  console.log(`  throughput this tree / baseline: ${ratio('current').toFixed(2)}x (target ≥ 2): ${met(ratio('current') >= 2)}`)
+  console.log(`  longest stall, this tree: ${stall('current').toFixed(1)} ms (target < 20): ${met(stall('current') < 20)}`)
   console.log(
-    `  throughput this tree / baseline: ${(rate('current') / rate('baseline')).toFixed(2)}x (target ≥ 2): ${met(rate('current') / rate('baseline') >= 2)}`,
+    `  with tlsSessionCache: throughput / baseline ${ratio('cached').toFixed(2)}x (target ≥ 2): ${met(ratio('cached') >= 2)}; ` +
+      `longest stall ${stall('cached').toFixed(1)} ms (target < 20): ${met(stall('cached') < 20)}; ` +
+      `${cache.stats().resumed - resumedBefore} of ${3 * CONCURRENT} connections resumed`,
   )
-  console.log(`  longest stall, this tree: ${stall.toFixed(1)} ms (target < 20): ${met(stall < 20)}`)
 } finally {
   await postfix.stop()
   await dns.stop()

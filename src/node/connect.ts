@@ -6,7 +6,7 @@
 import diagnostics_channel from 'node:diagnostics_channel'
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { hostname } from 'node:os'
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 import {
   connect as tlsConnect,
   createSecureContext,
@@ -36,6 +36,8 @@ import { mtaStsVerdict, selectTransportPolicy } from '../mta-sts/apply.js'
 import { createMemoryStore } from '../store/memory.js'
 import type { PolicyStore } from '../store/types.js'
 import { discoverDestination } from './discovery.js'
+import type { TlsaRecord } from '../tlsa/types.js'
+import { isSessionCache, type CachedSession, type SessionCache, type TlsSessionCache } from './tls-session-cache.js'
 import { createResolver, type Resolver } from './resolver/index.js'
 
 /** `node:diagnostics_channel` names this driver publishes on (undici style, instead of a logger). @public */
@@ -93,6 +95,13 @@ export interface ConnectOptions {
    * the TLSA RRset is validated and usable (RFC 8461 §2); an explicit policy-table entry wins too.
    */
   mtaSts?: boolean | MtaStsOptions
+  /**
+   * Resume TLS sessions (Postfix `smtp_tls_session_cache_database`), from `createTlsSessionCache()`;
+   * off by default. A session is stored only after its connection passed the policy, under a key that
+   * includes the policy (TLSA RRset, pins, names, level, SNI, address…), and a resumed session's
+   * certificate is judged again: see "TLS session resumption" in docs/connect.md.
+   */
+  tlsSessionCache?: TlsSessionCache
 }
 
 /** MTA-STS in {@link connect}: where policies are cached and how the policy host is reached. @public */
@@ -206,6 +215,7 @@ interface Settings {
   maxConcurrentSessions: number
   trustAnchors: readonly TrustAnchor[] | undefined
   mtaSts: MtaStsOptions | undefined
+  tlsSessionCache: SessionCache | undefined
 }
 
 let sessionsInFlight = 0
@@ -349,7 +359,14 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
     maxConcurrentSessions,
     trustAnchors: anchorsOption(o.trustAnchors),
     mtaSts: mtaStsOption(o.mtaSts),
+    tlsSessionCache: sessionCacheOption(o.tlsSessionCache),
   }
+}
+
+function sessionCacheOption(c: unknown): SessionCache | undefined {
+  if (c === undefined) return undefined
+  if (!isSessionCache(c)) invalid('tlsSessionCache must come from createTlsSessionCache()')
+  return c
 }
 
 /** The store of `mtaSts: true` (and of an options object without one): one per process. */
@@ -506,7 +523,7 @@ function tlsOptions(
   servername: string,
   socket: Socket,
   anchors: readonly TrustAnchor[] | undefined,
-): ConnectionOptions {
+): { options: ConnectionOptions; contextKey: string } {
   const authenticating = eff.level !== 'may' && eff.level !== 'encrypt' && eff.level !== 'none'
   const [minVersion, maxVersion] = protocolRange(eff)
   // No CA is trusted at DANE and fingerprint levels, nor where trust anchors replace the CA roots
@@ -519,6 +536,7 @@ function tlsOptions(
     ...(eff.ciphers !== undefined ? { ciphers: eff.ciphers } : {}),
     ...(eff.exclude !== undefined ? { exclude: eff.exclude } : {}),
   })
+  const caKey = daneLevel ? 'none' : s.caKey
   const opts: ConnectionOptions = {
     socket,
     rejectUnauthorized: false,
@@ -526,12 +544,78 @@ function tlsOptions(
     checkServerIdentity: () => undefined,
     // At DANE and fingerprint levels no CA is trusted: the chain Node reports is then the one the server sent.
     secureContext: daneLevel
-      ? secureContext('none', [], minVersion, maxVersion, ciphers)
-      : secureContext(s.caKey, s.ca, minVersion, maxVersion, ciphers),
+      ? secureContext(caKey, [], minVersion, maxVersion, ciphers)
+      : secureContext(caKey, s.ca, minVersion, maxVersion, ciphers),
   }
   // RFC 6066 SNI needs a host name, not an address literal.
   if (servername.length > 0 && isIP(servername) === 0) opts.servername = servername
-  return opts
+  return { options: opts, contextKey: `${caKey} ${minVersion} ${maxVersion} ${ciphers ?? ''}` }
+}
+
+/** Digests of trust-anchor sets, for session keys (a tafile's anchors are one array until it is reloaded). */
+const anchorDigests = new WeakMap<readonly TrustAnchor[], string>()
+function anchorsDigest(anchors: readonly TrustAnchor[]): string {
+  let d = anchorDigests.get(anchors)
+  if (d === undefined) {
+    const h = createHash('sha256')
+    for (const a of anchors) h.update(a.type).update('\0').update(a.der).update('\0')
+    d = h.digest('hex')
+    anchorDigests.set(anchors, d)
+  }
+  return d
+}
+
+/**
+ * The session cache key: Postfix's server id (`smtp:address:port:…`, smtp_proto.c) and a digest of
+ * everything the policy checks (tls_client.c `tls_serverid_digest`: level, match names, pins and their
+ * digest, the TLSA RRset as published and as usable, trust anchors, protocols and ciphers). A policy
+ * that changes in any way that matters gets a new key, so it never resumes a session judged under
+ * the old one; the server's identity is the host, address, port and SNI.
+ */
+function sessionKey(
+  eff: EffectivePolicy,
+  s: Settings,
+  address: string,
+  servername: string,
+  contextKey: string,
+  anchors: readonly TrustAnchor[] | undefined,
+): string {
+  const tlsa = eff.tlsa
+  const policy = JSON.stringify([
+    eff.configuredLevel,
+    eff.level,
+    eff.matchNames,
+    eff.pins ?? null,
+    eff.fingerprintDigest,
+    tlsa ? [tlsa.base, tlsa.qname ?? null, tlsa.records.length, tlsa.usable.length] : null,
+    eff.daneDigests,
+    eff.tafile ?? null,
+    anchors ? anchorsDigest(anchors) : null,
+    contextKey,
+    eff.mtaStsEnforced,
+    eff.protocols.text,
+  ])
+  const h = createHash('sha256').update(policy)
+  // the RRset as published and as usable, in an order that does not depend on the DNS answer's
+  if (tlsa) for (const set of [tlsa.records, tlsa.usable]) for (const r of sortedRecords(set)) hashRecord(h, r)
+  return `smtp:${address}:${eff.port}:${servername}:${eff.host}:${eff.nexthop}:${s.ehloName}:${h.digest('base64')}`
+}
+
+function compareRecords(a: TlsaRecord, b: TlsaRecord): number {
+  return a.usage - b.usage || a.selector - b.selector || a.matchingType - b.matchingType || Buffer.compare(a.data, b.data)
+}
+
+function sortedRecords(set: readonly TlsaRecord[]): readonly TlsaRecord[] {
+  return set.length < 2 ? set : [...set].sort(compareRecords)
+}
+
+function hashRecord(h: Hash, r: TlsaRecord): void {
+  const n = r.data.length
+  // usage, selector, matching type and the data's length, then the data: one record, one framing
+  h.update(
+    new Uint8Array([r.usage & 0xff, r.selector & 0xff, r.matchingType & 0xff, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]),
+  )
+  h.update(r.data)
 }
 
 /**
@@ -571,20 +655,20 @@ function peerChain(tls: TLSSocket, eff: EffectivePolicy, anchors: readonly Trust
  * segment acknowledges it and the reply leaves at once. A server that sends no ticket costs one more
  * handshake time at most (1-200 ms), the time a ticket would have taken to arrive.
  */
-function afterFirstTicket(t: TLSSocket, handshakeStarted: number, go: () => void): void {
+function afterFirstTicket(t: TLSSocket, handshakeStarted: number, go: (ticket: boolean) => void): void {
   let done = false
-  const proceed = () => {
+  const proceed = (ticket: boolean) => {
     if (done) return
     done = true
     clearTimeout(timer)
     t.removeListener('session', onSession)
-    go()
+    go(ticket)
   }
   // 'session' is emitted from inside OpenSSL's read of the ticket: writing there breaks the session,
   // so the EHLO goes out on the next turn of the event loop.
-  const onSession = () => setImmediate(proceed)
+  const onSession = () => setImmediate(proceed, true)
   t.on('session', onSession)
-  const timer = setTimeout(proceed, Math.min(200, Math.max(1, performance.now() - handshakeStarted)))
+  const timer = setTimeout(proceed, Math.min(200, Math.max(1, performance.now() - handshakeStarted)), false)
 }
 
 /** RFC 8446 §6 alert descriptions, as posttls-finger names them (OpenSSL's SSL_alert_desc_string_long). */
@@ -709,6 +793,14 @@ class DriverSession {
   /** the verdict right after the handshake; final unless REQUIRETLS needs the post-TLS EHLO (RFC 8689) */
   private firstVerdict: Verdict | undefined
   private handshakeStarted = 0
+  /** the session cache key of this connection, when a cache is in use */
+  private cacheKey: string | undefined
+  /** the cached session offered to the server */
+  private offered: CachedSession | undefined
+  /** the facts a stored session carries; set once the verdict allowed delivery */
+  private verified: { chain: readonly Uint8Array[]; pkix: PkixResult; from: CachedSession | undefined } | undefined
+  /** a session that arrived before the verdict (TLS 1.2 sends it within the handshake) */
+  private pendingSession: Buffer | undefined
 
   constructor(
     private readonly eff: EffectivePolicy,
@@ -820,14 +912,32 @@ class DriverSession {
     this.handshakeStarted = performance.now()
     let t: TLSSocket
     try {
-      t = tlsConnect(tlsOptions(eff, s, sni, raw, this.anchors))
+      const { options, contextKey } = tlsOptions(eff, s, sni, raw, this.anchors)
+      const cache = s.tlsSessionCache
+      if (cache) {
+        this.cacheKey = sessionKey(eff, s, this.address, options.servername ?? '', contextKey, this.anchors)
+        this.offered = cache.lookup(this.cacheKey)
+        if (this.offered) options.session = this.offered.session
+      }
+      t = tlsConnect(options)
     } catch (e) {
       return this.feed({ type: 'tlsFailed', cause: e })
     }
     this.tls = t
     t.on('error', ignore)
     t.on('error', this.onError)
+    if (this.cacheKey !== undefined) t.on('session', this.onSession)
     t.once('secureConnect', () => this.secured(t))
+  }
+
+  /** A new session (TLS 1.3: a ticket after the handshake): stored once the verdict allowed delivery. */
+  private readonly onSession = (session: Buffer): void => {
+    const v = this.verified
+    if (v === undefined) {
+      this.pendingSession = session
+      return
+    }
+    this.s.tlsSessionCache?.store(this.cacheKey!, session, v.chain, v.pkix, v.from)
   }
 
   /** RFC 3207 §4.1: judge the peer right after the handshake; QUIT at once when it falls short. */
@@ -836,18 +946,32 @@ class DriverSession {
     const { eff, s } = this
     const cipher = t.getCipher()
     const protocol = t.getProtocol() ?? undefined
-    const chain = peerChain(t, eff, this.anchors)
+    const resumed = this.offered !== undefined && t.isSessionReused()
+    let chain: readonly Uint8Array[]
+    let pkix: PkixResult
+    if (resumed) {
+      // RFC 8446 §2.2: the server is the one the full handshake authenticated. Node reports no peer
+      // certificate now; the entry kept the chain and PKIX fact of that handshake (checked against
+      // OpenSSL's record of the session when it was stored), and they are judged again below.
+      s.tlsSessionCache?.countResumed()
+      chain = this.offered!.chain
+      pkix = this.offered!.pkix
+    } else {
+      chain = peerChain(t, eff, this.anchors)
+      pkix = this.anchors
+        ? anchorPkix(this.anchors, chain, eff, s)
+        : t.authorized
+          ? { trusted: true }
+          : { trusted: false, error: String(t.authorizationError ?? 'not trusted') }
+    }
     const facts: ConnectionFacts = {
       starttls: 'offered',
       handshake: 'ok',
       chain,
-      pkix: this.anchors
-        ? anchorPkix(this.anchors, chain, eff, s)
-        : t.authorized
-          ? { trusted: true }
-          : { trusted: false, error: String(t.authorizationError ?? 'not trusted') },
+      pkix,
       ...(protocol ? { protocol } : {}),
       ...(cipher ? { cipher: cipher.standardName ?? cipher.name } : {}),
+      ...(resumed ? { resumed } : {}),
     }
     this.tlsFacts = facts
     channels.handshake.publish({
@@ -861,6 +985,7 @@ class DriverSession {
     // Decided once: only REQUIRETLS (RFC 8689 §4.2.1) needs what the post-TLS EHLO adds.
     const first = decide(eff, { ...facts, requireTlsAdvertised: true }, { now: s.now() })
     this.firstVerdict = first
+    if (this.cacheKey !== undefined) this.cacheAfterVerdict(first, chain, pkix, resumed)
     if (!first.deliver) {
       t.write('QUIT\r\n')
       this.finish({ kind: 'refused', verdict: first }, false)
@@ -871,8 +996,32 @@ class DriverSession {
     t.on('data', this.onData)
     t.on('end', this.onEnd)
     t.on('close', this.onEnd)
-    if (protocol === 'TLSv1.3') afterFirstTicket(t, this.handshakeStarted, () => this.feed({ type: 'tlsEstablished' }))
-    else this.feed({ type: 'tlsEstablished' })
+    // A resumed session gets a new ticket only from servers that renew them (Postfix and OpenSSL's
+    // default do not): once a server was seen sending none, its resumed sessions do not wait for one.
+    const offered = resumed ? this.offered : undefined
+    if (protocol === 'TLSv1.3' && offered?.ticketOnResume !== false) {
+      afterFirstTicket(t, this.handshakeStarted, (ticket) => {
+        if (offered && !ticket) offered.ticketOnResume = false
+        this.feed({ type: 'tlsEstablished' })
+      })
+    } else this.feed({ type: 'tlsEstablished' })
+  }
+
+  /**
+   * Sessions are stored only for a connection the policy accepted (its tickets, TLS 1.3, come after
+   * this point; a TLS 1.2 session that came within the handshake is stored now). A session whose
+   * resumption the policy refused is forgotten.
+   */
+  private cacheAfterVerdict(v: Verdict, chain: readonly Uint8Array[], pkix: PkixResult, resumed: boolean): void {
+    if (!v.deliver) {
+      if (resumed) this.s.tlsSessionCache?.delete(this.cacheKey!)
+      this.pendingSession = undefined
+      return
+    }
+    this.verified = { chain, pkix, from: resumed ? this.offered : undefined }
+    const pending = this.pendingSession
+    this.pendingSession = undefined
+    if (pending) this.onSession(pending)
   }
 
   private finish(end: SessionEnd, keepOpen: boolean): void {
@@ -883,6 +1032,9 @@ class DriverSession {
     this.s.signal?.removeEventListener('abort', this.onAbort)
     this.transcript.length = 0
     for (const line of this.machine.transcript) this.transcript.push(line)
+    // tickets that arrive later still belong in the cache: the 'session' listener stays on a socket
+    // handed to the caller, and goes with a socket we close
+    if (tls && !keepOpen) tls.removeListener('session', this.onSession)
     for (const sock of tls ? [raw, tls] : [raw]) {
       sock.removeListener('data', this.onData)
       sock.removeListener('end', this.onEnd)

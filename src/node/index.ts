@@ -28,6 +28,8 @@ export type {
   ResolverStats,
 } from './resolver/index.js'
 export { discoverDestination } from './discovery.js'
+export { createTlsSessionCache } from './tls-session-cache.js'
+export type { TlsSessionCache, TlsSessionCacheOptions, TlsSessionCacheStats } from './tls-session-cache.js'
 export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
 export type { ConnectAttempt, ConnectOptions, MtaStsOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
 export { check } from './check/index.js'

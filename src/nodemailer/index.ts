@@ -22,7 +22,15 @@ import type {
   TraceStep,
 } from '../index.js'
 import { createResolver, openDeliverySession, probe, SmtpTlsConnectError } from '../node/index.js'
-import type { ConnectAttempt, ConnectOptions, DeliveryResult, DeliverySession, ProbeReport, Resolver } from '../node/index.js'
+import type {
+  ConnectAttempt,
+  ConnectOptions,
+  DeliveryResult,
+  DeliverySession,
+  ProbeReport,
+  Resolver,
+  TlsSessionCache,
+} from '../node/index.js'
 
 export { SmtpTlsError, isSmtpTlsError } from '../index.js'
 export type {
@@ -53,7 +61,7 @@ export interface SmtpTlsTransportPoolOptions {
 
 /**
  * Options of {@link SmtpTlsTransport}: `connect()`'s names (`level`, `policyTable`, `policy`,
- * `resolver`, `port`, `ehloName`, `timeoutMs`, `ca`, `families`, `maxConcurrentSessions`) and the
+ * `resolver`, `port`, `ehloName`, `timeoutMs`, `ca`, `families`, `maxConcurrentSessions`, `tlsSessionCache`) and the
  * transport's own.
  * @public
  */
@@ -68,6 +76,8 @@ export interface SmtpTlsTransportOptions {
   ca?: string | readonly string[]
   families?: readonly (4 | 6)[]
   maxConcurrentSessions?: number
+  /** Resume TLS sessions: `createTlsSessionCache()` from `smtp-tls-policy/node` (see `connect()`). */
+  tlsSessionCache?: TlsSessionCache
   /**
    * Relay mode: every message goes to this next hop, Postfix style (`[smtp.example.net]:587`,
    * `[192.0.2.1]`, or a domain for an MX lookup). Without it, each recipient domain's MX hosts.
@@ -163,6 +173,7 @@ export interface SmtpTlsTransportError extends SmtpTlsError {
 
 const LEVELS: readonly SecurityLevel[] = ['none', 'may', 'encrypt', 'dane', 'dane-only', 'fingerprint', 'verify', 'secure']
 const KEYS = [
+  'tlsSessionCache',
   'level',
   'policyTable',
   'policy',
@@ -271,6 +282,8 @@ function settings(options: unknown): Settings {
     if (!Array.isArray(f) || f.length === 0 || !f.every((x) => x === 4 || x === 6)) throw invalid('families must be a list of 4 and 6')
     connect.families = f as (4 | 6)[]
   }
+  // checked by connect(): only createTlsSessionCache() makes one
+  if (o.tlsSessionCache !== undefined) connect.tlsSessionCache = o.tlsSessionCache as TlsSessionCache
   if (o.maxConcurrentSessions !== undefined)
     connect.maxConcurrentSessions = positiveInt(o.maxConcurrentSessions, 'maxConcurrentSessions', 1_000_000)
   const relay = o.relay === undefined ? undefined : (o.relay as string).trim()

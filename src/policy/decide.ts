@@ -42,6 +42,11 @@ export interface ConnectionFacts {
   cipher?: string
   /** REQUIRETLS appeared in the EHLO reply after STARTTLS (RFC 8689 §2; Postfix smtp_proto.c). */
   requireTlsAdvertised?: boolean
+  /**
+   * The server resumed a session (RFC 8446 §2.2): `chain` and `pkix` are those of the full handshake
+   * that created it, judged here like any other; only the trace says so.
+   */
+  resumed?: boolean
 }
 
 /** Options of {@link decide}. @public */
@@ -317,6 +322,12 @@ function handshake(j: Judgement): Verdict | undefined {
     )
   }
   j.trace.push({ rule: `TLS ${conn.protocol ?? '(protocol not given)'}${conn.cipher ? ` with ${conn.cipher}` : ''}`, ref: 'RFC 3207 §4.1' })
+  if (conn.resumed === true) {
+    j.trace.push({
+      rule: 'TLS session resumed: the certificate of the full handshake that created it is judged again',
+      ref: 'RFC 8446 §2.2, postconf(5) smtp_tls_session_cache_database',
+    })
+  }
   return undefined
 }
 

@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test'
 import nodemailer from 'nodemailer'
 import type Mail from 'nodemailer/lib/mailer/index.js'
 import { certificateFingerprint, createTlsaRecord } from '../../src/index.js'
-import { createResolver } from '../../src/node/index.js'
+import { createResolver, createTlsSessionCache } from '../../src/node/index.js'
 import {
   SmtpTlsTransport,
   type SmtpTlsSentInfo,
@@ -139,6 +139,18 @@ describe('SmtpTlsTransport: direct to MX', () => {
     })
   })
 
+  it('tlsSessionCache is passed to connect(): the second message resumes the TLS session, still verified', async () => {
+    const { options } = await world()
+    const tlsSessionCache = createTlsSessionCache()
+    const mailer = nodemailer.createTransport(new SmtpTlsTransport({ ...options, tlsSessionCache }))
+    for (let i = 0; i < 2; i++) {
+      const info = (await mailer.sendMail(mail('bob@good.test'))) as unknown as SmtpTlsSentInfo
+      assert.equal(info.domains['good.test']?.outcome?.status, 'verified')
+      const resumed = info.domains['good.test']?.trace.some((t) => /TLS session resumed/.test(t.rule))
+      assert.equal(resumed, i === 1, `message ${i + 1}`)
+    }
+    assert.equal(tlsSessionCache.stats().resumed, 1)
+  })
   it('per-destination override: destinations wins over the level (bad.test at encrypt is delivered, encrypted)', async () => {
     const { sink, options } = await world()
     const mailer = nodemailer.createTransport(new SmtpTlsTransport({ ...options, destinations: { 'bad.test': 'encrypt' } }))
