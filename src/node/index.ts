@@ -30,6 +30,7 @@ export type {
 export { discoverDestination } from './discovery.js'
 export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
 export type { ConnectAttempt, ConnectOptions, MtaStsOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
+export type { TlsRptAttemptResult, TlsRptRecordingOptions } from './tlsrpt-recording.js'
 export { check } from './check/index.js'
 export { formatCheckReport } from './check/format.js'
 export type {
