@@ -63,6 +63,15 @@ export type {
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'
 export { gzipTlsRptReport, createTlsRptMail } from './tlsrpt.js'
+export { sendTlsRptReports, scheduleTlsRptReports, tlsRptSendChannel } from './tlsrpt-send.js'
+export type {
+  SendTlsRptReportsOptions,
+  ScheduleTlsRptReportsOptions,
+  TlsRptDomainSendResult,
+  TlsRptSchedule,
+  TlsRptSendResult,
+  TlsRptUriResult,
+} from './tlsrpt-send.js'
 export type { TlsRptMailInput, TlsRptMail } from './tlsrpt.js'
 export type { TlsRptReport } from '../tlsrpt/report.js'
 export { createMemoryStore } from '../store/index.js'
