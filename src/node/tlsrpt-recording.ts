@@ -235,12 +235,13 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 }
 
 function publish(key: string, error: unknown): void {
-  if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ operation: 'increment', key, error })
+  if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ operation: 'tlsrpt-record', key, error })
 }
 
 /**
  * Record one result, fire-and-forget: a synchronous store records at once, an asynchronous one in the
- * background; a failure goes to `storeErrorChannel` (`operation: 'increment'`), never to the caller.
+ * background; a failure goes to `storeErrorChannel` (`operation: 'tlsrpt-record'`, `key`: the policy
+ * domain), never to the caller.
  */
 export function recordAttempt(r: TlsRptRecording, rec: HostRecording, result: TlsRptFailure | 'success'): void {
   try {

@@ -235,7 +235,7 @@ describe('TLS-RPT recording in the driver', () => {
       assert.deepEqual(r.accepted, ['b@sts.test'])
       await new Promise((res) => setImmediate(res))
       assert.ok(
-        seen.some((m) => (m as { operation: string }).operation === 'increment'),
+        seen.some((m) => (m as { operation: string }).operation === 'tlsrpt-record'),
         JSON.stringify(seen),
       )
     } finally {
