@@ -98,7 +98,9 @@ export function hostRecording(
   sts: { policy?: MtaStsPolicy | undefined; error?: SmtpTlsError | undefined } | undefined,
   applies: string | undefined,
 ): HostRecording {
-  if (applies === 'defer' || (eff !== undefined && isDaneLevel(eff.level) && eff.tlsa !== undefined)) {
+  // DANE decides: a validated TLSA RRset at a DANE level, or a TLSA lookup that failed (RFC 7672 §2.1.2)
+  const daneLookupFailed = host.tlsa.status === 'lookup-failed' && eff !== undefined && isDaneLevel(eff.configuredLevel)
+  if (applies === 'defer' || daneLookupFailed || (eff !== undefined && isDaneLevel(eff.level) && eff.tlsa !== undefined)) {
     const t = eff?.tlsa
     if (t !== undefined) {
       let ref = tlsaRefs.get(t)

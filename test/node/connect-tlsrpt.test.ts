@@ -61,6 +61,8 @@ before(async () => {
     ['none.test', 'MX', { preference: 10, exchange: 'mx.sts.test' }],
     ['plain.test', 'MX', { preference: 10, exchange: 'mx.plain.test' }],
     ['dane.test', 'MX', { preference: 10, exchange: 'mx.dane.test' }],
+    ['bogus.test', 'MX', { preference: 10, exchange: 'mx.bogus.test' }],
+    ['mx.bogus.test', 'A', '127.0.0.1'],
     ['mx.sts.test', 'A', '127.0.0.1'],
     ['mx.wrong.test', 'A', '127.0.0.1'],
     ['mx.testing.test', 'A', '127.0.0.1'],
@@ -69,7 +71,7 @@ before(async () => {
     [`_${smtp.port}._tcp.mx.dane.test`, 'TLSA', { usage: 3, selector: 1, matchingType: 1, certificate: Buffer.from(tlsa.data) }],
   ]
   for (const d of STS) records.push([`_mta-sts.${d}.test`, 'TXT', 'v=STSv1; id=1'], [`mta-sts.${d}.test`, 'A', '127.0.0.1'])
-  dns = await startDnsServer(validatingZone({ records }))
+  dns = await startDnsServer(validatingZone({ records, bogus: [`_${smtp.port}._tcp.mx.bogus.test TLSA`] }))
   base = {
     resolver: createResolver({ servers: [dns.server], timeoutMs: 500, attempts: 1 }),
     port: smtp.port,
@@ -191,6 +193,18 @@ describe('TLS-RPT recording in the driver', () => {
     assert.equal(p.successful, 1)
     assert.match(p.policy.strings?.[0] ?? '', /^3 1 1 [0-9a-f]{64}$/)
     assert.deepEqual(p.policy.mxHosts, ['mx.dane.test'])
+  })
+
+  it('DANE, TLSA answer bogus: deferred without a connection, dnssec-invalid under the tlsa policy of the MX host', async () => {
+    const { store, o } = withStore()
+    const r = await probe('bogus.test', { ...o, level: 'dane' })
+    assert.equal(r.outcome.status, 'deferred')
+    const p = only(await day(store), 'mx.bogus.test')
+    assert.equal(p.policy.type, 'tlsa')
+    assert.deepEqual(
+      p.failureDetails.map((d) => [d.resultType, d.receivingMxHostname, d.receivingIp]),
+      [['dnssec-invalid', 'mx.bogus.test', undefined]],
+    )
   })
 
   it('no policy: success under no-policy-found; STARTTLS not offered: starttls-not-supported, delivered in plaintext at may', async () => {
