@@ -70,6 +70,7 @@ export type ErrorCode =
   | 'ERR_MTA_STS_SYNTAX'
   | 'ERR_MTA_STS_FETCH'
   | 'ERR_TLSRPT_SYNTAX'
+  | 'ERR_TLSRPT_DELIVERY'
   // policy stores (Redis)
   | 'ERR_STORE'
   // Postfix socketmap protocol (socketmap_table(5)): netstring framing and size limits

@@ -168,6 +168,20 @@ export interface TlsRptArgs {
   report?: string
   timeoutMs?: number
   json: boolean
+  /** `--send DAY`: send that UTC day's reports from the Redis store */
+  send?: {
+    day: string
+    redis: string
+    redisPrefix?: string
+    keyPrefix?: string
+    organization: string
+    contact: string
+    submitter: string
+    from: string
+    ehloName?: string
+    caFile?: string
+    allowPrivate: boolean
+  }
 }
 
 /** Does this look like one of our coded errors (`SmtpTlsError` and subclasses), without importing it? */

@@ -215,20 +215,36 @@ policy is invalid; 75 a DNS or HTTPS failure (the policy could not be fetched); 
 65 a bad CA file; 66 a file cannot be opened.`
 
 const TLSRPT_HELP = `Usage: smtp-tls-policy tlsrpt [<domain>] [--report FILE] [options]
+       smtp-tls-policy tlsrpt --send DAY --redis URL --organization NAME --contact ADDR
+                              --submitter DOMAIN --from ADDR [options]
 
 Print the TLS-RPT record of a domain (_smtp._tls.<domain>, RFC 8460 §3), and/or check a report
-file (JSON, or gzip-compressed JSON) against RFC 8460 §4.4.
+file (JSON, or gzip-compressed JSON) against RFC 8460 §4.4. With --send, send the reports of a
+UTC day (YYYY-MM-DD, or "yesterday") recorded in a Redis store (the driver's tlsRpt option with
+createRedisStore) to every rua URI of each policy domain, once per day, domain and URI.
 
 Options:
   --report FILE         a TLS-RPT report to check (at most 16 MiB, 64 MiB uncompressed)
+  --send DAY            send that day's reports (needs the npm package redis, node-redis 5)
+  --redis URL           the store: redis://HOST:PORT[/DB] or unix:/PATH/redis.sock
+  --redis-prefix P      createRedisStore's prefix (default smtp-tls-policy:)
+  --key-prefix P        the recorder's key prefix (default tlsrpt|)
+  --organization NAME   organization-name of the reports
+  --contact ADDR        contact-info of the reports
+  --submitter DOMAIN    the submitting domain (TLS-Report-Submitter, file names)
+  --from ADDR           the sender of report mail
+  --ehlo NAME           our EHLO name for report mail (default: the host name)
+  --ca-file FILE        trust anchors (PEM) for https: report URIs (default: Node's root store)
+  --allow-private       POST to loopback and private addresses too (refused by default)
   --resolver IP[:PORT]  a validating resolver to ask (repeatable; default: /etc/resolv.conf)
   --timeout SECONDS     for each DNS query (default: resolv.conf's timeout, else 5)
   --json                print one JSON object instead of text
   -h, --help            show this help
 
-Exit status: 0 the record was printed (or the domain has none) and the report is valid;
-65 the record or the report is invalid; 75 a DNS failure; 64 usage error; 66 the report
-cannot be opened.`
+Exit status: 0 the record was printed (or the domain has none) and the report is valid, or
+every report was sent (or had been); 65 the record or the report is invalid; 75 a DNS failure,
+or a report URI failed (run again: what was sent is not sent twice); 69 the redis package is
+missing; 64 usage error; 66 the report cannot be opened.`
 
 const CHECK_HELP = `Usage: smtp-tls-policy check <domain> [options]
 
@@ -563,9 +579,24 @@ function parseTlsRpt(args: string[]): TlsRptArgs | undefined {
       timeout: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      send: { type: 'string' },
+      redis: { type: 'string' },
+      'redis-prefix': { type: 'string' },
+      'key-prefix': { type: 'string' },
+      organization: { type: 'string' },
+      contact: { type: 'string' },
+      submitter: { type: 'string' },
+      from: { type: 'string' },
+      ehlo: { type: 'string' },
+      'ca-file': { type: 'string' },
+      'allow-private': { type: 'boolean', default: false },
     },
   })
   if (values.help) return undefined
+  if (values.send !== undefined) return parseTlsRptSend(values, positionals)
+  for (const k of ['redis', 'redis-prefix', 'key-prefix', 'organization', 'contact', 'submitter', 'from', 'ehlo', 'ca-file'] as const)
+    if (values[k] !== undefined) usage(`--${k} needs --send`)
+  if (values['allow-private']) usage('--allow-private needs --send')
   if (positionals.length > 1) usage('tlsrpt takes at most one domain')
   if (positionals.length === 0 && values.report === undefined) usage('tlsrpt takes a domain, a --report file, or both')
   const a: TlsRptArgs = { json: values.json }
@@ -574,6 +605,39 @@ function parseTlsRpt(args: string[]): TlsRptArgs | undefined {
   if (values.report !== undefined) a.report = values.report
   if (values.resolver) a.resolvers = values.resolver
   if (values.timeout !== undefined) a.timeoutMs = intOption(values.timeout, 'timeout', 5, 3600) * 1000 || 1000
+  return a
+}
+
+function parseTlsRptSend(values: Record<string, string | boolean | string[] | undefined>, positionals: string[]): TlsRptArgs {
+  if (positionals.length > 0 || values.report !== undefined) usage('--send takes no domain and no --report')
+  const str = (k: string): string | undefined => values[k] as string | undefined
+  let day = str('send')!
+  if (day === 'yesterday') day = new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day) || Number.isNaN(Date.parse(`${day}T00:00:00Z`)))
+    usage('--send takes a UTC day YYYY-MM-DD or yesterday')
+  const need = (k: string): string => {
+    const v = str(k)
+    if (v === undefined || v.trim() === '') usage(`--send needs --${k}`)
+    return v
+  }
+  const redis = need('redis')
+  if (!/^(rediss?:\/\/|unix:\/)/.test(redis)) usage('--redis takes redis://HOST:PORT or unix:/PATH')
+  const send: NonNullable<TlsRptArgs['send']> = {
+    day,
+    redis,
+    organization: need('organization'),
+    contact: need('contact'),
+    submitter: need('submitter'),
+    from: need('from'),
+    allowPrivate: values['allow-private'] === true,
+  }
+  if (str('redis-prefix') !== undefined) send.redisPrefix = str('redis-prefix')!
+  if (str('key-prefix') !== undefined) send.keyPrefix = str('key-prefix')!
+  if (str('ehlo') !== undefined) send.ehloName = str('ehlo')!
+  if (str('ca-file') !== undefined) send.caFile = str('ca-file')!
+  const a: TlsRptArgs = { json: values.json === true, send }
+  if (values.resolver) a.resolvers = values.resolver as string[]
+  if (values.timeout !== undefined) a.timeoutMs = intOption(values.timeout as string, 'timeout', 5, 3600) * 1000 || 1000
   return a
 }
 

@@ -61,6 +61,7 @@ function checkReport(path: string): ReportCheck {
 }
 
 export async function tlsRptCommand(a: TlsRptArgs, io: CliIo): Promise<number> {
+  if (a.send !== undefined) return (await import('./tlsrpt-send.js')).tlsRptSendCommand(a, io)
   const ro = { ...(a.resolvers && { servers: a.resolvers }), ...(a.timeoutMs && { timeoutMs: a.timeoutMs }) }
   // The DNS modules (sockets) are loaded only for a domain: checking a report needs none of them.
   let resolver: Resolver | undefined

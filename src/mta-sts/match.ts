@@ -27,9 +27,51 @@ function mtaStsMatchingPatternChecked(policy: Pick<MtaStsPolicy, 'mx'>, mxHost: 
   const patterns = (policy as { mx?: unknown } | null | undefined)?.mx
   if (!Array.isArray(patterns)) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'policy.mx must be a list of patterns')
   if (typeof mxHost !== 'string') return undefined
+  if ((patterns as { [MX_NORMALIZED]?: true })[MX_NORMALIZED] !== true) return matchScan(patterns, mxHost)
+  // A list from parseMtaStsPolicy: lower-case A-labels without a trailing dot, frozen. The host is tried
+  // as given first: equal to such a pattern proves it plain too (for a wildcard, its first label is
+  // checked), so the common case normalises and copies nothing.
+  const hit = matchNormalized(patterns as readonly string[], mxHost)
+  if (hit !== undefined || isPlainHost(mxHost)) return hit
+  const host = normalizeDnsName(mxHost)
+  if (host === undefined || host.includes('*')) return undefined
+  return matchNormalized(patterns as readonly string[], host)
+}
+
+/**
+ * Set (with the list frozen) by `parseMtaStsPolicy` on the `mx` lists it returns: their patterns are
+ * normalised, so a decision compares strings as they are (issue 13: no re-folding per decision).
+ * A symbol on the list itself, not a WeakMap: one property load, no hash lookup.
+ */
+export const MX_NORMALIZED: unique symbol = Symbol('mta-sts mx normalized')
+
+function matchNormalized(patterns: readonly string[], host: string): string | undefined {
+  const dot = host.indexOf('.')
+  for (let i = 0; i < patterns.length; i++) {
+    const p = patterns[i]!
+    if (p.charCodeAt(0) !== 0x2a) {
+      if (host === p) return p
+      // RFC 8461 §4.1: "*.example.com" stands for exactly one label before ".example.com".
+    } else if (dot > 0 && host.length - dot + 1 === p.length && p.endsWith(host.slice(dot)) && plainLabel(host, dot)) {
+      return p
+    }
+  }
+  return undefined
+}
+
+/** `host[0, end)` is one lower-case LDH label. */
+function plainLabel(host: string, end: number): boolean {
+  for (let i = 0; i < end; i++) {
+    const c = host.charCodeAt(i)
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f)) return false
+  }
+  return true
+}
+
+/** The scan for any other list (a hand-built policy): folds case and ignores a trailing dot per pattern. */
+function matchScan(patterns: readonly unknown[], mxHost: string): string | undefined {
   // Fastest path: a host identical to a pattern (and a plain host name, so never a wildcard).
   for (let i = 0; i < patterns.length; i++) if (patterns[i] === mxHost && isPlainHost(mxHost)) return mxHost
-  // Fast path: a host that is already a lower-case LDH name needs no normalising.
   let host: string | undefined = mxHost
   if (!isPlainHost(mxHost)) {
     host = normalizeDnsName(mxHost)

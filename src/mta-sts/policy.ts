@@ -4,6 +4,7 @@ import { SmtpTlsError } from '../errors.js'
 import { normalizeDnsName } from '../x509/names.js'
 import { EXT_NAME } from '../txt-record.js'
 import type { MtaStsExtension } from './record.js'
+import { MX_NORMALIZED } from './match.js'
 
 /** RFC 8461 §5: `enforce` refuses failing MX hosts, `testing` delivers and reports, `none` is no policy. @public */
 export type MtaStsMode = 'enforce' | 'testing' | 'none'
@@ -14,7 +15,7 @@ export interface MtaStsPolicy {
   mode: MtaStsMode
   /** Seconds the policy may be cached (0-31557600, RFC 8461 §3.2). */
   maxAge: number
-  /** MX patterns, lower-case A-labels: `mx.example.com` or `*.example.com` (RFC 8461 §4.1). */
+  /** MX patterns, lower-case A-labels: `mx.example.com` or `*.example.com` (RFC 8461 §4.1). Frozen by `parseMtaStsPolicy`. */
   mx: string[]
   /** Unknown keys (RFC 8461 §3.2: ignored), in file order. */
   extensions: MtaStsExtension[]
@@ -126,6 +127,9 @@ export function parseMtaStsPolicy(text: string): MtaStsPolicy {
   if (mode === undefined) syntax('no mode', last)
   if (maxAge === undefined) syntax('no max_age', last)
   if (mode !== 'none' && mx.length === 0) syntax(`mode ${mode} needs at least one mx`, last)
+  // Normalised and frozen: mtaStsMatchesMx then compares the patterns as they are (see MX_NORMALIZED).
+  Object.defineProperty(mx, MX_NORMALIZED, { value: true })
+  Object.freeze(mx)
   return { version: 'STSv1', mode, maxAge, mx, extensions, lines }
 }
 

@@ -39,6 +39,16 @@ import { discoverDestination } from './discovery.js'
 import type { TlsaRecord } from '../tlsa/types.js'
 import { isSessionCache, type CachedSession, type SessionCache, type TlsSessionCache } from './tls-session-cache.js'
 import { createResolver, type Resolver } from './resolver/index.js'
+import {
+  attemptResult,
+  hostRecording,
+  recordAttempt,
+  tlsRptOption,
+  type HostRecording,
+  type TlsRptAttemptResult,
+  type TlsRptRecording,
+  type TlsRptRecordingOptions,
+} from './tlsrpt-recording.js'
 
 /** `node:diagnostics_channel` names this driver publishes on (undici style, instead of a logger). @public */
 export const channels = {
@@ -102,6 +112,13 @@ export interface ConnectOptions {
    * certificate is judged again: see "TLS session resumption" in docs/connect.md.
    */
   tlsSessionCache?: TlsSessionCache
+  /**
+   * Record one TLS-RPT session result per connection attempt in `tlsRpt.store` (RFC 8460 §4): success,
+   * or the failure with its result type, under the policy that applied (`tlsa`, `sts`, `no-policy-found`).
+   * Fire-and-forget: it never delays the session or changes the verdict; store errors go to
+   * `storeErrorChannel`. Read back and send with `sendTlsRptReports`.
+   */
+  tlsRpt?: TlsRptRecordingOptions
 }
 
 /** MTA-STS in {@link connect}: where policies are cached and how the policy host is reached. @public */
@@ -129,6 +146,10 @@ export interface ConnectAttempt {
   error?: SmtpTlsError
   /** SMTP transcript in posttls-finger's style (`< 220 …`, `> EHLO …`). */
   transcript: string[]
+  /** Our address on the connection (RFC 8460 `sending-mta-ip`), when one was made. */
+  localAddress?: string
+  /** What was recorded for TLS-RPT (with the `tlsRpt` option), when the attempt was a reportable session. */
+  tlsRpt?: TlsRptAttemptResult
 }
 
 /** An established, policy-compliant SMTP session, positioned after the (post-TLS) EHLO. @public */
@@ -216,6 +237,7 @@ interface Settings {
   trustAnchors: readonly TrustAnchor[] | undefined
   mtaSts: MtaStsOptions | undefined
   tlsSessionCache: SessionCache | undefined
+  tlsRpt: TlsRptRecording | undefined
 }
 
 let sessionsInFlight = 0
@@ -360,6 +382,7 @@ function settings(destination: string, o: ConnectOptions, probe: boolean): Setti
     trustAnchors: anchorsOption(o.trustAnchors),
     mtaSts: mtaStsOption(o.mtaSts),
     tlsSessionCache: sessionCacheOption(o.tlsSessionCache),
+    tlsRpt: tlsRptOption(o.tlsRpt),
   }
 }
 
@@ -412,7 +435,7 @@ function mtaStsForHost(
   sts: MtaStsLookup | undefined,
   host: MxHostFacts,
   entry: TlsPolicy | undefined,
-): { entry: TlsPolicy | undefined; steps: TraceStep[]; error?: SmtpTlsError } {
+): { entry: TlsPolicy | undefined; steps: TraceStep[]; error?: SmtpTlsError; applies?: string } {
   if (sts === undefined) return { entry, steps: [] }
   const steps: TraceStep[] = [...sts.trace]
   const policy = sts.policy
@@ -425,29 +448,29 @@ function mtaStsForHost(
       enhancedStatus: '4.7.5',
       ...(choice.tlsrpt !== undefined ? { tlsrpt: choice.tlsrpt } : {}),
     })
-    return { entry, steps, error }
+    return { entry, steps, error, applies: 'defer' }
   }
-  if (choice.applies !== 'sts-enforce' && choice.applies !== 'sts-testing') return { entry, steps }
+  if (choice.applies !== 'sts-enforce' && choice.applies !== 'sts-testing') return { entry, steps, applies: choice.applies }
   const pre = mtaStsVerdict(policy, { mxHost: host.host })
   steps.push(...pre.trace)
   if (!pre.ok && !pre.deliver) {
     // RFC 8461 §4.1: an MX that matches no pattern is not used under `enforce`.
     const error = new SmtpTlsError('ERR_POLICY_NOT_MET', `MTA-STS: ${pre.detail}`, { enhancedStatus: '4.7.5', tlsrpt: pre.result })
-    return { entry, steps, error }
+    return { entry, steps, error, applies: choice.applies }
   }
   if (choice.applies === 'sts-testing') {
     steps.push({ rule: 'MTA-STS testing → the configured level applies; failures are reported, not enforced', ref: 'RFC 8461 §5' })
-    return { entry, steps }
+    return { entry, steps, applies: choice.applies }
   }
   if (entry !== undefined) {
     steps.push({
       rule: 'MTA-STS enforce, but a policy-table entry exists → the table entry applies',
       ref: 'postconf(5) smtp_tls_policy_maps',
     })
-    return { entry, steps }
+    return { entry, steps, applies: choice.applies }
   }
   steps.push({ rule: 'MTA-STS enforce → secure, match=hostname, servername=hostname', ref: 'RFC 8461 §4.2, §5' })
-  return { entry: STS_ENFORCE, steps }
+  return { entry: STS_ENFORCE, steps, applies: choice.applies }
 }
 
 function anchorsOption(a: unknown): readonly TrustAnchor[] | undefined {
@@ -722,7 +745,7 @@ function handshakeReason(cause: unknown): string {
 /** The 'error' listener every socket of ours keeps until it is destroyed (see `session`). */
 function ignore(): void {}
 
-type SessionEnd =
+type SessionEnd = (
   | {
       kind: 'ready'
       action: Extract<StartTlsAction, { type: 'ready' }>
@@ -733,6 +756,10 @@ type SessionEnd =
     }
   | { kind: 'refused'; verdict: Verdict }
   | { kind: 'closed'; error: SmtpTlsError; facts?: ConnectionFacts }
+) & {
+  /** our address on the connection, once connected */
+  localAddress?: string
+}
 
 /**
  * The PKIX fact under trust anchors (Postfix tafile=, tls_dane_load_trustfile): the chain leads to an
@@ -1028,6 +1055,9 @@ class DriverSession {
     if (this.settled) return
     this.settled = true
     const { raw, tls } = this
+    // RFC 8460 sending-mta-ip: read before the sockets are destroyed
+    const local = raw.localAddress
+    if (local !== undefined) end.localAddress = local
     if (this.timer) clearTimeout(this.timer)
     this.s.signal?.removeEventListener('abort', this.onAbort)
     this.transcript.length = 0
@@ -1081,12 +1111,42 @@ interface Success {
   connection: Omit<SmtpConnection, 'attempts' | 'facts'>
 }
 
+/** Record the attempt's TLS-RPT result (fire-and-forget) and say on the attempt what was recorded. */
+function noteAttempt(
+  r: TlsRptRecording,
+  rec: HostRecording,
+  attempt: ConnectAttempt,
+  facts: ConnectionFacts | undefined,
+  retry: boolean,
+  levelNone: boolean,
+): void {
+  const result = attemptResult(rec, {
+    host: attempt.host,
+    address: attempt.address,
+    localAddress: attempt.localAddress,
+    transcript: attempt.transcript,
+    verdict: attempt.verdict,
+    error: attempt.error,
+    facts,
+    retry,
+    levelNone,
+  })
+  if (result === undefined) return
+  attempt.tlsRpt = {
+    policyType: rec.policy.type,
+    policyDomain: rec.policy.domain,
+    result: result === 'success' ? 'success' : result.resultType,
+  }
+  recordAttempt(r, rec, result)
+}
+
 async function tryHost(
   host: MxHostFacts,
   eff: EffectivePolicy,
   s: Settings,
   attempts: ConnectAttempt[],
   anchors: readonly TrustAnchor[] | undefined,
+  rec: HostRecording | undefined,
 ): Promise<Success | undefined> {
   for (const a of host.addresses) {
     if (!s.families.includes(a.family)) continue
@@ -1104,7 +1164,12 @@ async function tryHost(
       const attempt: ConnectAttempt = { host: host.host, address: a.address, port: eff.port, transcript }
       if (verdict) attempt.verdict = verdict
       if (error && !(verdict && verdict.deliver)) attempt.error = error
+      if (end.localAddress !== undefined) attempt.localAddress = end.localAddress
       attempts.push(attempt)
+      if (rec !== undefined && s.tlsRpt !== undefined) {
+        const tlsFacts = end.kind === 'refused' ? undefined : end.facts
+        noteAttempt(s.tlsRpt, rec, attempt, tlsFacts, skipStartTls, eff.level === 'none')
+      }
       if (end.kind === 'ready' && verdict && verdict.deliver) {
         return {
           connection: {
@@ -1181,11 +1246,19 @@ async function run(destination: string, o: ConnectOptions, probe: boolean): Prom
   if (derr) throw new SmtpTlsConnectError(derr, attempts, facts)
   const entry = s.table ? lookupPolicy(s.table, s.nexthop, { defaultPort: 25 }) : undefined
   const sts = await mtaStsLookup(facts, s)
+  // RFC 8460 §5.3: a session that carries a report is never recorded (no report loops).
+  const recording = s.tlsRpt !== undefined && !s.tlsRpt.reportMail ? s.tlsRpt : undefined
+  const note = (host: MxHostFacts, eff: EffectivePolicy | undefined, applies: string | undefined, attempt: ConnectAttempt): void => {
+    if (recording !== undefined)
+      noteAttempt(recording, hostRecording(facts.domain, host, eff, sts, applies), attempt, undefined, false, false)
+  }
   let last: SmtpTlsError | undefined
   for (const host of facts.mx) {
     const governs = mtaStsForHost(sts, host, entry)
     if (governs.error) {
-      attempts.push({ host: host.host, port: s.port, error: governs.error, transcript: [] })
+      const attempt: ConnectAttempt = { host: host.host, port: s.port, error: governs.error, transcript: [] }
+      attempts.push(attempt)
+      note(host, undefined, governs.applies, attempt)
       last = governs.error
       continue
     }
@@ -1197,7 +1270,9 @@ async function run(destination: string, o: ConnectOptions, probe: boolean): Prom
         new SmtpTlsError(host.error?.code ?? 'ERR_DNS_NO_ADDRESS', host.unusableReason ?? `no usable address for ${host.host}`, {
           enhancedStatus: host.error?.enhancedStatus ?? '4.4.3',
         })
-      attempts.push({ host: host.host, port: s.port, error, transcript: [] })
+      const attempt: ConnectAttempt = { host: host.host, port: s.port, error, transcript: [] }
+      attempts.push(attempt)
+      note(host, eff, governs.applies, attempt)
       last = error
       continue
     }
@@ -1211,11 +1286,14 @@ async function run(destination: string, o: ConnectOptions, probe: boolean): Prom
         e instanceof SmtpTlsError
           ? new SmtpTlsError(e.code, e.message, { enhancedStatus: '4.7.5', tlsrpt: 'validation-failure', cause: e })
           : new SmtpTlsError('ERR_TRUST_STORE', `tafile= could not be loaded: ${String(e)}`, { enhancedStatus: '4.7.5', cause: e })
-      attempts.push({ host: host.host, port: s.port, error, transcript: [] })
+      const attempt: ConnectAttempt = { host: host.host, port: s.port, error, transcript: [] }
+      attempts.push(attempt)
+      note(host, eff, governs.applies, attempt)
       last = error
       continue
     }
-    const ok = await tryHost(host, eff, s, attempts, anchors)
+    const rec = recording !== undefined ? hostRecording(facts.domain, host, eff, sts, governs.applies) : undefined
+    const ok = await tryHost(host, eff, s, attempts, anchors, rec)
     if (ok) return { ...ok.connection, attempts, facts }
     const lastAttempt = attempts[attempts.length - 1]
     last = lastAttempt?.error ?? lastAttempt?.verdict?.error ?? last

@@ -22,6 +22,7 @@ import {
   type SmtpTransactionResult,
 } from '../smtp/transaction.js'
 import type { DestinationFacts } from '../dns/types.js'
+import { isTlsRptReportMessage } from '../tlsrpt/message.js'
 import { connect, type ConnectAttempt, type ConnectOptions, type SmtpConnection } from './connect.js'
 
 /**
@@ -539,6 +540,14 @@ class Session implements DeliverySession {
   }
 }
 
+/** A string or byte body whose header says it is a TLS-RPT report (`TLS-Report-Domain`, report-type tlsrpt). */
+function carriesTlsRptReport(body: DeliveryBody): boolean {
+  if (typeof body === 'string') return isTlsRptReportMessage(body.slice(0, 16384))
+  if (isBytes(body))
+    return isTlsRptReportMessage(Buffer.from(body.buffer, body.byteOffset, Math.min(body.byteLength, 16384)).toString('latin1'))
+  return false
+}
+
 function errorText(e: unknown): string {
   try {
     return e instanceof Error ? e.message : String(e)
@@ -651,6 +660,10 @@ export async function deliver(
   // with that in mind (a host that cannot be verified is skipped, as REQUIRETLS's 5.7.30 says).
   if (o.message?.requireTls === undefined && list.some((m) => m.envelope.requireTls === true)) {
     o = { ...o, message: { ...o.message, requireTls: true } }
+  }
+  // RFC 8460 §5.3: the delivery of a report is never recorded (reports about reports would loop).
+  if (o.tlsRpt !== undefined && o.tlsRpt !== null && o.tlsRpt.reportMail !== true && list.some((m) => carriesTlsRptReport(m.body))) {
+    o = { ...o, tlsRpt: { ...o.tlsRpt, reportMail: true } }
   }
   const session = await openDeliverySession(destination, o)
   try {

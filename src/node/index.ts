@@ -32,6 +32,7 @@ export { createTlsSessionCache } from './tls-session-cache.js'
 export type { TlsSessionCache, TlsSessionCacheOptions, TlsSessionCacheStats } from './tls-session-cache.js'
 export { channels, connect, probe, SmtpTlsConnectError, summaryLine } from './connect.js'
 export type { ConnectAttempt, ConnectOptions, MtaStsOptions, ProbeOutcome, ProbeReport, SmtpConnection } from './connect.js'
+export type { TlsRptAttemptResult, TlsRptRecordingOptions } from './tlsrpt-recording.js'
 export { check } from './check/index.js'
 // The renderers are pure (src/check/) and also exported by the core entry; here so that check() and its output come from one import.
 export { formatCheckReport, formatCheckReportHtml } from '../check/index.js'
@@ -65,6 +66,15 @@ export type {
 } from '../dns/types.js'
 export type { TlsaRecord } from '../tlsa/types.js'
 export { gzipTlsRptReport, createTlsRptMail } from './tlsrpt.js'
+export { sendTlsRptReports, scheduleTlsRptReports, tlsRptSendChannel } from './tlsrpt-send.js'
+export type {
+  SendTlsRptReportsOptions,
+  ScheduleTlsRptReportsOptions,
+  TlsRptDomainSendResult,
+  TlsRptSchedule,
+  TlsRptSendResult,
+  TlsRptUriResult,
+} from './tlsrpt-send.js'
 export type { TlsRptMailInput, TlsRptMail } from './tlsrpt.js'
 export type { TlsRptReport } from '../tlsrpt/report.js'
 export { createMemoryStore } from '../store/index.js'

@@ -393,17 +393,36 @@ interface FetchFailure {
  * One store entry per domain, `{ id, fetchedAt, lines }` for the policy and/or `failed` for a recent
  * fetch failure: one `get` per lookup serves both.
  */
-async function storeGet(store: PolicyStore | undefined, key: string): Promise<{ cached?: CachedMtaStsPolicy; failed?: FetchFailure }> {
-  if (store === undefined) return {}
-  let raw: string | undefined
+type StoreEntry = { cached?: CachedMtaStsPolicy; failed?: FetchFailure }
+const NO_ENTRY: StoreEntry = Object.freeze({})
+
+/** The store entry: at once from a synchronous store (the memory store), else a promise that never rejects. */
+function storeGet(store: PolicyStore | undefined, key: string): StoreEntry | Promise<StoreEntry> {
+  if (store === undefined) return NO_ENTRY
+  let v: string | undefined | PromiseLike<string | undefined>
   try {
-    raw = await store.get(key)
+    v = store.get(key)
   } catch (e) {
     // A store failure costs a fetch, never a weaker policy.
     publishStoreError('get', key, e)
-    return {}
+    return NO_ENTRY
   }
-  if (raw === undefined || raw === null) return {}
+  if (typeof v === 'object' && v !== null && typeof (v as PromiseLike<unknown>).then === 'function') {
+    return Promise.resolve(v).then(
+      (raw) => storeEntry(key, raw),
+      (e: unknown) => {
+        publishStoreError('get', key, e)
+        return NO_ENTRY
+      },
+    )
+  }
+  return storeEntry(key, v as string | undefined)
+}
+
+function storeEntry(key: string, raw: string | undefined): StoreEntry {
+  if (raw === undefined || raw === null) return NO_ENTRY
+  const memo = typeof raw === 'string' ? parsedEntries.get(raw) : undefined
+  if (memo !== undefined) return memo
   const out: { cached?: CachedMtaStsPolicy; failed?: FetchFailure } = {}
   try {
     const c = JSON.parse(raw) as {
@@ -420,12 +439,37 @@ async function storeGet(store: PolicyStore | undefined, key: string): Promise<{ 
     if (c.id === undefined && out.failed) return out
     if (typeof c.id !== 'string' || typeof c.fetchedAt !== 'number' || !Array.isArray(c.lines)) throw new Error('not a cached policy')
     // The policy is stored as its lines and parsed again: a damaged entry cannot inject a weaker policy.
-    out.cached = { id: c.id, fetchedAt: c.fetchedAt, policy: parseMtaStsPolicy((c.lines as string[]).join('\n')) }
+    out.cached = Object.freeze({
+      id: c.id,
+      fetchedAt: c.fetchedAt,
+      policy: deepFreeze(parseMtaStsPolicy((c.lines as string[]).join('\n'))),
+    })
+    remember(raw, out)
     return out
   } catch (e) {
     publishStoreError('get', key, e)
-    return {}
+    return NO_ENTRY
   }
+}
+
+/**
+ * Store entries already parsed, by their exact text (issue 13: a warm lookup must not parse the policy
+ * again). The same text always parses to the same policy, so the memo can never change a decision;
+ * what it hands out is frozen, shared between callers. Bounded: cleared when full.
+ */
+const parsedEntries = new Map<string, { cached?: CachedMtaStsPolicy; failed?: FetchFailure }>()
+const MAX_PARSED_ENTRIES = 20_000
+
+function remember(raw: string, entry: { cached?: CachedMtaStsPolicy; failed?: FetchFailure }): void {
+  if (parsedEntries.size >= MAX_PARSED_ENTRIES) parsedEntries.clear()
+  parsedEntries.set(raw, Object.freeze(entry))
+}
+
+function deepFreeze(p: MtaStsPolicy): MtaStsPolicy {
+  for (const e of p.extensions) Object.freeze(e)
+  Object.freeze(p.extensions)
+  Object.freeze(p.lines)
+  return Object.freeze(p)
 }
 
 async function storeSet(store: PolicyStore | undefined, key: string, c: CachedMtaStsPolicy): Promise<void> {
@@ -448,7 +492,10 @@ async function storeDelete(store: PolicyStore | undefined, key: string): Promise
   }
 }
 
-async function lookupTxt(domain: string, s: FetchSettings): Promise<{ txt: MtaStsTxtState; record?: MtaStsRecord; error?: SmtpTlsError }> {
+type TxtLookup = { txt: MtaStsTxtState; record?: MtaStsRecord; error?: SmtpTlsError }
+const parsedRecords = new Map<string, TxtLookup>()
+
+async function lookupTxt(domain: string, s: FetchSettings): Promise<TxtLookup> {
   const ans: DnsAnswer<'TXT'> = await s.resolver.lookup(`_mta-sts.${domain}`, 'TXT', s.signal ? { signal: s.signal } : {})
   if (ans.status === 'nxdomain' || ans.status === 'nodata') return { txt: { status: 'absent' } }
   if (ans.status !== 'secure' && ans.status !== 'insecure') {
@@ -458,9 +505,26 @@ async function lookupTxt(domain: string, s: FetchSettings): Promise<{ txt: MtaSt
       error: new SmtpTlsError(f?.code ?? 'ERR_DNS_SERVFAIL', f?.message ?? `_mta-sts.${domain} TXT ${ans.status}`),
     }
   }
+  const one = ans.records.length === 1 ? ans.records[0] : undefined
+  const memo = one !== undefined ? parsedRecords.get(one) : undefined
+  if (memo !== undefined) return memo
   try {
     const record = parseMtaStsRecord(ans.records)
-    return record ? { txt: { status: 'found', id: record.id }, record } : { txt: { status: 'absent' } }
+    const out: TxtLookup = record
+      ? {
+          txt: Object.freeze({ status: 'found', id: record.id }),
+          record: Object.freeze({
+            ...record,
+            extensions: Object.freeze(record.extensions.map((x) => Object.freeze(x))) as MtaStsRecord['extensions'],
+          }),
+        }
+      : { txt: { status: 'absent' } }
+    if (one !== undefined && record) {
+      // the same record text parses to the same record: parsed once (issue 13), frozen, bounded
+      if (parsedRecords.size >= MAX_PARSED_ENTRIES) parsedRecords.clear()
+      parsedRecords.set(one, Object.freeze(out))
+    }
+    return out
   } catch (e) {
     // RFC 8461 §3.1: not exactly one valid record → "does not have an available MTA-STS Policy".
     return { txt: { status: 'absent' }, error: e as SmtpTlsError }
@@ -592,10 +656,19 @@ async function rememberFailure(
 
 async function getChecked(domain: string, s: FetchSettings, g: Settings): Promise<MtaStsLookup> {
   const key = g.prefix + domain
-  const [t, entry] = await Promise.all([lookupTxt(domain, s), storeGet(g.store, key)])
+  // the store read and the TXT lookup at once; a synchronous store costs no extra turn of the loop
+  const pending = storeGet(g.store, key)
+  const t = await lookupTxt(domain, s)
+  const entry = pending instanceof Promise ? await pending : pending
   const cached = entry.cached
   if (s.signal?.aborted) throw abortedError(s.signal)
-  const base = { domain, txt: t.txt, ...(t.record ? { record: t.record } : {}) }
+  // Result objects are built field by field: object spread here cost three times the rest of a warm
+  // lookup (V8's CloneObjectIC goes megamorphic on these shapes; issue 13 bench).
+  const base = (o: MtaStsLookup): MtaStsLookup => {
+    if (t.record) o.record = t.record
+    if (error) o.error = error
+    return o
+  }
   const now = clockOf(g.now)
   let d = decideMtaStsCache({ now, cached, txt: t.txt, jitter: jitterOf(g.random) })
   if (d.discard) await storeDelete(g.store, key)
@@ -622,23 +695,25 @@ async function getChecked(domain: string, s: FetchSettings, g: Settings): Promis
   }
   if (fetched) {
     const { policy, fetchedAt } = fetched
-    return { ...base, policy, state: 'fetched', decision: d.reason, fetchedAt, expiresAt: fetchedAt + policy.maxAge * 1000, trace: d.trace }
+    error = undefined
+    const expiresAt = fetchedAt + policy.maxAge * 1000
+    return base({ domain, txt: t.txt, policy, state: 'fetched', decision: d.reason, fetchedAt, expiresAt, trace: d.trace })
   }
   if (d.action === 'use') {
-    const out: MtaStsLookup = {
-      ...base,
+    const out = base({
+      domain,
+      txt: t.txt,
       policy: d.policy,
       state: d.reason === 'fresh' ? 'cached' : 'cached-after-failure',
       decision: d.reason,
       fetchedAt: cached!.fetchedAt,
       expiresAt: d.expiresAt,
       trace: d.trace,
-      ...(error ? { error } : {}),
-    }
+    })
     if (d.refresh && g.refresh && t.txt.status === 'found') out.refreshing = backgroundRefresh(domain, t.txt.id, key, s, g)
     return out
   }
-  return { ...base, state: 'none', decision: d.reason, trace: d.trace, ...(error ? { error } : {}) }
+  return base({ domain, txt: t.txt, state: 'none', decision: d.reason, trace: d.trace })
 }
 
 /** RFC 8461 §10.2: refresh before expiry, so that an attacker must block every refresh; one per store and domain at a time. */

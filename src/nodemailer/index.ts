@@ -27,8 +27,10 @@ import type {
   ConnectOptions,
   DeliveryResult,
   DeliverySession,
+  MtaStsOptions,
   ProbeReport,
   Resolver,
+  TlsRptRecordingOptions,
   TlsSessionCache,
 } from '../node/index.js'
 
@@ -104,6 +106,13 @@ export interface SmtpTlsTransportOptions {
   maxConnections?: number
   /** What `verify()` probes in direct mode (in relay mode: the relay). */
   verifyDomain?: string
+  /** Apply recipient domains' MTA-STS policies (RFC 8461), as `connect()`'s `mtaSts`. */
+  mtaSts?: boolean | MtaStsOptions
+  /**
+   * Record one TLS-RPT result per connection attempt (RFC 8460), as `connect()`'s `tlsRpt`. A message
+   * with a `TLS-Report-Domain` header (a report) is never recorded, and gets a session of its own.
+   */
+  tlsRpt?: TlsRptRecordingOptions
 }
 
 /** The part of Nodemailer's `MailMessage` this transport reads (`send(mail, callback)`). @public */
@@ -119,6 +128,8 @@ export interface NodemailerMail {
     createReadStream(): Readable
     getEnvelope(): { from?: string | false; to?: string[] }
     messageId(): string
+    /** Nodemailer's MimeNode: a header's value (read for `TLS-Report-Domain`). */
+    getHeader?(key: string): unknown
   }
 }
 
@@ -192,6 +203,8 @@ const KEYS = [
   'pool',
   'maxConnections',
   'verifyDomain',
+  'mtaSts',
+  'tlsRpt',
 ] as const
 
 function invalid(message: string, cause?: unknown): SmtpTlsError {
@@ -286,6 +299,17 @@ function settings(options: unknown): Settings {
   if (o.tlsSessionCache !== undefined) connect.tlsSessionCache = o.tlsSessionCache as TlsSessionCache
   if (o.maxConcurrentSessions !== undefined)
     connect.maxConcurrentSessions = positiveInt(o.maxConcurrentSessions, 'maxConcurrentSessions', 1_000_000)
+  if (o.mtaSts !== undefined) {
+    if (typeof o.mtaSts !== 'boolean' && (typeof o.mtaSts !== 'object' || o.mtaSts === null))
+      throw invalid('mtaSts must be a boolean or an object')
+    connect.mtaSts = o.mtaSts as boolean | MtaStsOptions
+  }
+  if (o.tlsRpt !== undefined) {
+    const t = o.tlsRpt as Partial<TlsRptRecordingOptions> | null
+    if (typeof t !== 'object' || t === null || typeof t.store !== 'object' || t.store === null)
+      throw invalid('tlsRpt must be { store, ... }')
+    connect.tlsRpt = t as TlsRptRecordingOptions
+  }
   const relay = o.relay === undefined ? undefined : (o.relay as string).trim()
   // A Postfix table entry keyed by the relay itself: its level and attributes apply to the relay only.
   const relayTable =
@@ -326,6 +350,16 @@ function settings(options: unknown): Settings {
 interface PoolEntry {
   session: DeliverySession
   idle: NodeJS.Timeout | undefined
+}
+
+/** A message carrying a TLS-RPT report (RFC 8460 §5.3 `TLS-Report-Domain`): its session is never recorded. */
+function isReportMail(mail: NodemailerMail): boolean {
+  try {
+    const v = mail.message.getHeader?.('TLS-Report-Domain')
+    return typeof v === 'string' ? v.trim() !== '' : v !== undefined && v !== null && v !== false
+  } catch {
+    return false
+  }
 }
 
 /** The domain of an address (after the last `@`), lower-cased; undefined when there is none. */
@@ -484,6 +518,7 @@ export class SmtpTlsTransport extends EventEmitter {
     const to = Array.isArray(env.to) ? env.to.filter((x): x is string => typeof x === 'string') : []
     if (to.length === 0) throw invalid('send: the message has no recipient')
     const signal = mail.data.signal
+    const reportMail = isReportMail(mail)
     const groups = new Map<string, string[]>()
     const local: SmtpRecipientResult[] = []
     for (const address of to) {
@@ -507,7 +542,7 @@ export class SmtpTlsTransport extends EventEmitter {
     const worker = async () => {
       for (let next = queue.shift(); next; next = queue.shift()) {
         const [dest, rcpts] = next
-        done.set(dest, await this.#deliverGroup(dest, from, rcpts, mail, signal))
+        done.set(dest, await this.#deliverGroup(dest, from, rcpts, mail, signal, reportMail))
       }
     }
     await Promise.all(Array.from({ length: Math.min(this.#s.maxConcurrentDomains, queue.length) }, worker))
@@ -550,11 +585,12 @@ export class SmtpTlsTransport extends EventEmitter {
     rcpts: string[],
     mail: NodemailerMail,
     signal: AbortSignal | undefined,
+    reportMail: boolean,
   ): Promise<SmtpTlsDomainResult> {
     let session: DeliverySession
     let entry: PoolEntry | undefined
     try {
-      ;({ session, entry } = await this.#acquire(dest, signal, mail.data.requireTLSExtensionEnabled === true))
+      ;({ session, entry } = await this.#acquire(dest, signal, mail.data.requireTLSExtensionEnabled === true, reportMail))
     } catch (e) {
       const error = isSmtpTlsError(e)
         ? e
@@ -609,9 +645,11 @@ export class SmtpTlsTransport extends EventEmitter {
     dest: string,
     signal: AbortSignal | undefined,
     requireTls: boolean,
+    reportMail: boolean,
   ): Promise<{ session: DeliverySession; entry?: PoolEntry }> {
-    // RFC 8689 §4.2.1: a REQUIRETLS message gets its own session, chosen for a verified peer (never pooled)
-    const pool = requireTls ? undefined : this.#s.pool
+    // RFC 8689 §4.2.1: a REQUIRETLS message gets its own session, chosen for a verified peer (never pooled);
+    // so does a TLS-RPT report, whose session is not recorded (RFC 8460 §5.3)
+    const pool = requireTls || reportMail ? undefined : this.#s.pool
     if (pool) {
       const list = this.#pool.get(dest) ?? []
       const free = list.find((e) => e.session.busy === 0 && !e.session.closed)
@@ -623,6 +661,7 @@ export class SmtpTlsTransport extends EventEmitter {
     }
     const o = this.#connectOptions(dest)
     if (requireTls) o.message = { requireTls: true }
+    if (reportMail && o.tlsRpt !== undefined) o.tlsRpt = { ...o.tlsRpt, reportMail: true }
     const session = await openDeliverySession(dest, {
       ...o,
       ...(this.#s.auth && this.#s.relay !== undefined ? { auth: this.#s.auth } : {}),

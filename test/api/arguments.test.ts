@@ -31,6 +31,7 @@ const NOT_CALLABLE = new Set([
   'TlsaUsage',
   'channels',
   'storeErrorChannel',
+  'tlsRptSendChannel',
   'MTA_STS_MAX_POLICY_BYTES',
   'SOCKETMAP_MAX_QUERY',
   'SOCKETMAP_MAX_REPLY',
@@ -53,6 +54,8 @@ const DOES_IO = new Set([
   'openDeliverySession',
   'check',
   'createSocketmapServer',
+  'sendTlsRptReports',
+  'scheduleTlsRptReports',
 ])
 
 const hostile = {

@@ -18,6 +18,10 @@ const examples: Array<[string, RegExp]> = [
     'examples/nodemailer-relay.ts',
     /right pin: accepted someone@example\.net; verified at fingerprint[\s\S]*wrong pin: 451 4\.7\.5 ERR_PIN_MISMATCH/,
   ],
+  [
+    'examples/mta-sts-tlsrpt.ts',
+    /mode enforce, mx mx\.enforce\.example\.test, fetched\n.*cached\nenforce\.example\.test: verified.*TLS-RPT: success\ntesting\.example\.test: trusted, accepted bob@testing\.example\.test; TLS-RPT: certificate-host-mismatch\nwrong\.example\.test: deferred 4\.7\.5 certificate-host-mismatch[\s\S]*report testing\.example\.test: sent \(0 ok, 1 failed\)[\s\S]*second run: already-sent, already-sent, already-sent; 3 reports received[\s\S]*"result-type": "certificate-host-mismatch"/,
+  ],
 ]
 
 describe('examples', () => {

@@ -8,6 +8,7 @@ import {
   formatMtaStsRecord,
   formatTlsRptRecord,
   mtaStsMatchesMx,
+  mtaStsMatchingPattern,
   parseMtaStsPolicy,
   parseMtaStsRecord,
   parseTlsRptRecord,
@@ -128,6 +129,46 @@ describe('MTA-STS / TLS-RPT parser properties', () => {
         const host = [...extra, d].join('.')
         assert.equal(mtaStsMatchesMx({ mx: [`*.${d}`] }, host), extra.length === 1)
       }),
+    )
+  })
+  it('a parsed policy (normalised patterns, compared as they are) answers exactly as the scan of a copy', () => {
+    const pattern = fc.tuple(fc.boolean(), domain, fc.boolean(), fc.boolean()).map(([w, d, up, dot]) => {
+      const p = w ? `*.${d}` : d
+      return (up ? p.toUpperCase() : p) + (dot ? '.' : '')
+    })
+    const host = fc.oneof(
+      domain,
+      fc.tuple(label, domain).map(([l, d]) => `${l}.${d}`),
+      fc.tuple(fc.array(label, { maxLength: 2 }), domain, fc.boolean(), fc.boolean()).map(([l, d, up, dot]) => {
+        const h = [...l, d].join('.')
+        return (up ? h.toUpperCase() : h) + (dot ? '.' : '')
+      }),
+      fc.constantFrom('', '.', '*.example', 'a..example', 'é.example', 'A B.example', 'xn--p1ai'),
+    )
+    // hosts made from the patterns: their base with 0-2 labels in front (some not host names), in either case
+    const derived = fc.array(
+      fc.tuple(fc.nat(), fc.array(fc.oneof(label, fc.constantFrom('a b', 'é', '*', 'A', '')), { maxLength: 2 }), fc.boolean()),
+      { maxLength: 6 },
+    )
+    fc.assert(
+      fc.property(
+        fc.array(pattern, { minLength: 1, maxLength: 4 }),
+        fc.array(host, { minLength: 1, maxLength: 6 }),
+        derived,
+        (mx, random, made) => {
+          const hosts = [
+            ...random,
+            ...made.map(([i, l, up]) => {
+              const h = [...l, mx[i % mx.length]!.replace(/^\*\./, '').replace(/\.$/, '')].join('.')
+              return up ? h.toUpperCase() : h
+            }),
+          ]
+          const p = parseMtaStsPolicy(`version: STSv1\nmode: enforce\n${mx.map((m) => `mx: ${m}`).join('\n')}\nmax_age: 1\n`)
+          assert.ok(Object.isFrozen(p.mx))
+          const copy = { mx: [...p.mx] } // no longer marked: matched by the scan
+          for (const h of hosts) assert.equal(mtaStsMatchingPattern(p, h), mtaStsMatchingPattern(copy, h), `${JSON.stringify(p.mx)} ${h}`)
+        },
+      ),
     )
   })
   it('TLS-RPT record: parse(format(r)) round-trips', () => {

@@ -18,6 +18,8 @@ import { startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { startDnsServer, validatingZone, type TestDnsServer } from '../helpers/dns-server.js'
 import { makeCert, type Issued } from '../helpers/openssl.js'
 import { startHttpsServer, type TestHttpsServer } from '../helpers/https-server.js'
+import { startMailSink } from '../helpers/mail-sink.js'
+import { deliver } from '../../src/node/deliver.js'
 
 const run = promisify(execFile)
 const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url))
@@ -54,6 +56,8 @@ before(async () => {
       records: [
         ['_mta-sts.good.test', 'TXT', 'v=STSv1; id=1'],
         ['mta-sts.good.test', 'A', '127.0.0.1'],
+        ['good.test', 'MX', { preference: 10, exchange: 'mx.good.test' }],
+        ['mx.good.test', 'A', '127.0.0.1'],
       ],
     }),
   )
@@ -224,6 +228,97 @@ describe('Redis stopped mid-run', () => {
       for (const m of seen) assert.equal(m.error.code, 'ERR_STORE')
     } finally {
       diagnostics_channel.unsubscribe('smtp-tls-policy:store-error', onMsg)
+    }
+  })
+})
+
+const NOW = Date.UTC(2026, 0, 2, 12)
+
+describe('Redis stopped mid-run, in delivery', () => {
+  it('deliver() goes on under the MTA-STS policy (fetch-on-miss, never weaker), TLS-RPT recording fails quietly, every store error published', async () => {
+    const own = await startRedis() // its own server: the test above kills the shared one
+    const mx = makeCert({ issuer: ca, subject: '/CN=mx.good.test', dns: ['mx.good.test'] })
+    const sink = await startMailSink({ certPem: mx.pem + ca.pem, keyPem: mx.keyPem })
+    const seen: Array<{ operation: string; error: SmtpTlsError }> = []
+    const onMsg = (m: unknown): void => void seen.push(m as (typeof seen)[number])
+    diagnostics_channel.subscribe('smtp-tls-policy:store-error', onMsg)
+    try {
+      for (const store of [
+        createRedisStore(await nodeRedis(own.path), { timeoutMs: 200, prefix: 'nr:' }),
+        createRedisStore(ioRedis(own.path), { timeoutMs: 200, prefix: 'io:' }),
+      ]) {
+        seen.length = 0
+        const resolver = createResolver({ servers: [dns.server], timeoutMs: 1000, attempts: 1, cache: false })
+        const o = {
+          resolver,
+          port: sink.port,
+          ehloName: 'client.test',
+          timeoutMs: 5000,
+          ca: ca.pem,
+          mtaSts: { store, ca: ca.pem, allowPrivateAddresses: true, port: https.port },
+          tlsRpt: { store, now: () => NOW },
+        }
+        const message = { envelope: { from: 'a@client.test', to: ['b@good.test'] }, body: 'Subject: t\r\n\r\nhi\r\n' }
+        const first = await deliver('good.test', message, o)
+        assert.equal(first.outcome.level, 'secure', 'MTA-STS enforce applied')
+        const before = https.total()
+        await deliver('good.test', message, o)
+        assert.equal(https.total(), before, 'the policy came from Redis')
+        // the recording is fire-and-forget: wait until both sessions are in Redis
+        let successful = 0
+        for (let i = 0; i < 100 && successful < 2; i++) {
+          await new Promise((r) => setTimeout(r, 20))
+          successful = (await collectTlsRptDay(store, '2026-01-02'))[0]?.policies[0]?.successful ?? 0
+        }
+        assert.equal(successful, 2, 'both sessions recorded in Redis')
+        assert.equal(seen.length, 0)
+      }
+      own.kill()
+      await new Promise((r) => setTimeout(r, 50))
+      seen.length = 0
+      const store = createRedisStore(ioRedis(own.path), { timeoutMs: 200 })
+      const resolver = createResolver({ servers: [dns.server], timeoutMs: 1000, attempts: 1, cache: false })
+      const o = {
+        resolver,
+        port: sink.port,
+        ehloName: 'client.test',
+        timeoutMs: 5000,
+        ca: ca.pem,
+        mtaSts: { store, ca: ca.pem, allowPrivateAddresses: true, port: https.port },
+        tlsRpt: { store },
+      }
+      const before = https.total()
+      const delivered = sink.messages.length
+      for (let i = 0; i < 2; i++) {
+        const r = await deliver(
+          'good.test',
+          { envelope: { from: 'a@client.test', to: ['b@good.test'] }, body: 'Subject: t\r\n\r\nhi\r\n' },
+          o,
+        )
+        assert.deepEqual(r.accepted, ['b@good.test'], 'delivery goes on')
+        assert.equal(r.outcome.level, 'secure', 'never a weaker policy: MTA-STS enforce still applies')
+        assert.equal(r.outcome.status, 'verified')
+      }
+      assert.equal(https.total(), before + 2, 'fetch-on-miss: one policy fetch per delivery')
+      assert.equal(sink.messages.length, delivered + 2)
+      // the recordings fail in the background: wait for their errors (bounded)
+      const count = (op: string) => seen.filter((m) => m.operation === op).length
+      for (let i = 0; i < 100 && count('tlsrpt-record') < 2; i++) await new Promise((r) => setTimeout(r, 20))
+      const ops = seen.map((m) => m.operation)
+      assert.deepEqual(
+        [...new Set(ops)].sort(),
+        ['get', 'increment', 'set', 'tlsrpt-record'],
+        JSON.stringify(seen.map((m) => [m.operation, m.error?.message])),
+      )
+      assert.equal(ops.filter((x) => x === 'get').length, 2)
+      assert.equal(ops.filter((x) => x === 'set').length, 2)
+      assert.equal(ops.filter((x) => x === 'increment').length, 2, 'the adapter: each failed INCR')
+      assert.equal(ops.filter((x) => x === 'tlsrpt-record').length, 2, 'the driver: each recording that failed')
+      for (const m of seen) assert.equal(m.error.code, 'ERR_STORE')
+    } finally {
+      diagnostics_channel.unsubscribe('smtp-tls-policy:store-error', onMsg)
+      await sink.close()
+      await own.stop()
     }
   })
 })
