@@ -78,6 +78,8 @@ export interface ServeArgs {
   maxConnections?: number
   /** MTA-STS `testing` answers `may` instead of NOTFOUND */
   testingMay: boolean
+  /** `[HOST:]PORT` of the Prometheus metrics HTTP server */
+  metrics?: string
 }
 
 /** `query` after argument checks. */

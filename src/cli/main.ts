@@ -136,6 +136,7 @@ Options:
   --mode OCTAL          file mode of a unix socket (default 666)
   --max-connections N   most open client connections (default 100)
   --testing-may         answer "OK may" for an MTA-STS testing policy (default NOTFOUND)
+  --metrics [HOST:]PORT Prometheus metrics at http://HOST:PORT/metrics (host default 127.0.0.1)
   -h, --help            show this help
 
 Exit status: 0 stopped by a signal, 64 usage error, 75 cannot listen.`
@@ -373,6 +374,7 @@ function parseServe(args: string[]): ServeArgs | undefined {
       mode: { type: 'string' },
       'max-connections': { type: 'string' },
       'testing-may': { type: 'boolean', default: false },
+      metrics: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -392,6 +394,11 @@ function parseServe(args: string[]): ServeArgs | undefined {
   if (values['max-connections'] !== undefined) {
     a.maxConnections = intOption(values['max-connections'], 'max-connections', 100, 65535)
     if (a.maxConnections === 0) usage('--max-connections must be at least 1')
+  }
+  if (values.metrics !== undefined) {
+    const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):)?([0-9]{1,5})$/.exec(values.metrics)
+    if (m === null || Number(m[2]) > 65535) usage(`--metrics must be [HOST:]PORT, got ${JSON.stringify(values.metrics)}`)
+    a.metrics = values.metrics
   }
   return a
 }

@@ -17,23 +17,42 @@ function profiles(testingMay: boolean): Record<string, SocketmapProfile> {
 
 export async function serveCommand(a: ServeArgs, io: CliIo): Promise<number> {
   const resolver = optionValue('--resolver', () => createResolver(a.resolvers ? { servers: a.resolvers } : {}))
-  const log = (e: SocketmapLogEvent): void => io.err(JSON.stringify({ time: new Date().toISOString(), ...e }))
-  const server = await createSocketmapServer({
-    listen: a.socketmap,
-    resolver,
-    store: createMemoryStore(),
-    profiles: profiles(a.testingMay),
-    log,
-    ...(a.mode !== undefined && { mode: a.mode }),
-    ...(a.maxConnections !== undefined && { maxConnections: a.maxConnections }),
-  })
+  const write = (e: SocketmapLogEvent): void => io.err(JSON.stringify({ time: new Date().toISOString(), ...e }))
+  let log = write
+  let metricsServer: { address: string; close(): Promise<void> } | undefined
+  if (a.metrics !== undefined) {
+    // prom-client is loaded only with --metrics: the CLI's start-up does not pay for it.
+    const { createSocketmapMetrics, startMetricsServer } = await import('../node/socketmap-metrics.js')
+    const metrics = await createSocketmapMetrics({ defaultMetrics: true })
+    log = (e) => {
+      metrics.observe(e)
+      write(e)
+    }
+    metricsServer = await startMetricsServer({ listen: a.metrics, metrics })
+    write({ event: 'listening', metrics: `http://${metricsServer.address}/metrics` })
+  }
+  let server
+  try {
+    server = await createSocketmapServer({
+      listen: a.socketmap,
+      resolver,
+      store: createMemoryStore(),
+      profiles: profiles(a.testingMay),
+      log,
+      ...(a.mode !== undefined && { mode: a.mode }),
+      ...(a.maxConnections !== undefined && { maxConnections: a.maxConnections }),
+    })
+  } catch (e) {
+    await metricsServer?.close()
+    throw e
+  }
   // Graceful shutdown: stop listening, close client connections, exit 0.
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
       log({ event: 'closed', signal })
-      void server.close().then(resolve)
+      void Promise.all([server.close(), metricsServer?.close()]).then(() => resolve())
     }
     const onTerm = (): void => stop('SIGTERM')
     const onInt = (): void => stop('SIGINT')

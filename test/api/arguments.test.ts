@@ -53,6 +53,7 @@ const DOES_IO = new Set([
   'openDeliverySession',
   'check',
   'createSocketmapServer',
+  'startMetricsServer',
 ])
 
 const hostile = {
