@@ -62,7 +62,7 @@ export interface SocketmapServerOptions {
   maxConnections?: number
   /** A connection with no request for this long is closed (ms); default 10000. */
   idleTimeoutMs?: number
-  /** A lookup longer than this answers `TEMP` (ms); default 15000. */
+  /** A lookup longer than this answers `TIMEOUT` (socketmap_table(5); Postfix defers as for `TEMP`) (ms); default 15000. */
   lookupTimeoutMs?: number
   /**
    * Cache times (seconds). A DANE answer lives for the smallest TTL of the validated RRsets it came from
@@ -238,8 +238,9 @@ function readSettings(opts: unknown, needListen = true): Settings {
  *
  * One netstring request `<name> <key>` per reply (socketmap_table(5)); a framing error (leading zero,
  * non-digit, missing comma, length past 10,000 bytes) closes that client's connection only. Answers
- * are cached in `store` (DANE for the smallest TLSA TTL, MTA-STS for the policy's remaining life, NOTFOUND
- * for `cache.negative`), never TEMP or PERM; a store failure is a cache miss, never a weaker answer.
+ * are cached in `store` (DANE for the smallest TTL of the validated RRsets, MTA-STS for the policy's
+ * remaining life, NOTFOUND for `cache.negative`), never TEMP, TIMEOUT or PERM, and refreshed in the
+ * background before they expire (`prefetch`); a store failure is a cache miss, never a weaker answer.
  *
  * @example
  * ```ts
