@@ -306,6 +306,7 @@ const isPromise = <T>(v: T | PromiseLike<T>): v is PromiseLike<T> =>
 
 function lookupPath(s: Settings): LookupPath {
   const inflight = new Map<string, Promise<Looked>>()
+  const parsedKeys = new Map<string, SocketmapKey | null>()
   const running = new Set<AbortController>()
   let closed = false
 
@@ -488,8 +489,14 @@ function lookupPath(s: Settings): LookupPath {
     answer: (name, raw) => {
       const profile = s.profiles.get(name)
       if (profile === undefined) return { reply: socketmapError('PERM', `unknown map name ${name}`), cached: false, trace: [] }
-      const key = parseSocketmapKey(raw)
-      if (key === undefined)
+      // Parsed keys are remembered (Postfix asks for the same few destinations over and over).
+      let key = parsedKeys.get(raw)
+      if (key === undefined) {
+        if (parsedKeys.size >= 10000) parsedKeys.clear()
+        key = parseSocketmapKey(raw) ?? null
+        parsedKeys.set(raw, key)
+      }
+      if (key === null)
         return {
           reply: 'NOTFOUND ',
           cached: false,
