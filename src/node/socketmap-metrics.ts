@@ -218,6 +218,9 @@ export async function startMetricsServer(opts: MetricsServerOptions): Promise<Me
       () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n'),
     )
   })
+  server.maxConnections = 64 // a scraper needs one; more are closed as they arrive
+  server.headersTimeout = 10_000
+  server.requestTimeout = 10_000
   server.on('error', () => {}) // after listening: nothing to do but keep running
   server.on('clientError', (_e, sock) => sock.destroy())
   server.on('connection', (sock: net.Socket) => {
