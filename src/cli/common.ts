@@ -102,6 +102,14 @@ export interface ServeSettings {
   /** `redis://…`, `rediss://…` or `unix:/path/to/redis.sock` */
   redis?: string
   redisPrefix?: string
+  /** `[HOST:]PORT` of the Prometheus metrics HTTP server */
+  metrics?: string
+}
+
+/** `[HOST:]PORT` (HOST a name, an IPv4 address or a bracketed IPv6 address) for `serve --metrics`. */
+export function isMetricsListen(v: string): boolean {
+  const m = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]\s]+):)?([0-9]{1,5})$/.exec(v)
+  return m !== null && Number(m[2]) <= 65535
 }
 
 /** `serve` after argument checks. */

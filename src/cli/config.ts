@@ -7,7 +7,7 @@
  * file is given, so the CLI's start-up does not pay for it (issue 17).
  */
 import type { ProfileSettings, ServeSettings, StoreArgs } from './common.js'
-import { CliError, EX_CONFIG, EX_DATAERR, MiB, readInput } from './common.js'
+import { CliError, EX_CONFIG, EX_DATAERR, isMetricsListen, MiB, readInput } from './common.js'
 import { MAX_CACHE_SECONDS, REDIS_URL, SOCKETMAP_ADDRESS } from './main.js'
 
 /** A configuration file is a page or two; 1 MiB leaves room for any real one. */
@@ -26,6 +26,7 @@ const TOP_KEYS = [
   'mta-sts',
   'redis',
   'redis-prefix',
+  'metrics',
 ] as const
 
 type Obj = Record<string, unknown>
@@ -148,6 +149,11 @@ function checkConfig(v: unknown, c: Checker): ServeSettings {
   if (o['redis'] !== undefined) out.redis = c.string(o['redis'], 'redis', REDIS_URL, 'redis://HOST:PORT, rediss://... or unix:/path')
   if (o['redis-prefix'] !== undefined)
     out.redisPrefix = c.string(o['redis-prefix'], 'redis-prefix', /^[!-~]{0,100}$/, 'at most 100 printable characters, no space')
+  if (o['metrics'] !== undefined) {
+    const m = o['metrics']
+    if (typeof m !== 'string' || !isMetricsListen(m)) c.fail('metrics', `must be [HOST:]PORT, got ${show(m)}`)
+    out.metrics = m
+  }
   return out
 }
 

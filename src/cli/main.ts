@@ -20,6 +20,7 @@ import {
   EX_USAGE,
   firstLine,
   isCoded,
+  isMetricsListen,
   type CliIo,
   type CheckArgs,
   type MtaStsArgs,
@@ -151,6 +152,7 @@ Options (each also a key of the YAML file, without "--"; an option given here wi
   --sts-timeout S       for each MTA-STS policy fetch (default 10 seconds)
   --redis URL           share the cache: redis://HOST:PORT, rediss://..., or unix:/path/redis.sock
   --redis-prefix TEXT   prefix of every Redis key (default "smtp-tls-policy:")
+  --metrics [HOST:]PORT Prometheus metrics at http://HOST:PORT/metrics (host default 127.0.0.1)
   -h, --help            show this help
 
 Exit status: 0 stopped by a signal, 64 usage error, 66 a file cannot be opened, 69 the redis
@@ -455,6 +457,7 @@ function parseServe(args: string[]): ServeArgs | undefined {
       'sts-timeout': { type: 'string' },
       redis: { type: 'string' },
       'redis-prefix': { type: 'string' },
+      metrics: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -501,6 +504,10 @@ function parseServe(args: string[]): ServeArgs | undefined {
     const p = intOption(values['sts-port'], 'sts-port', 443, 65535)
     if (p === 0) usage('--sts-port must be from 1 to 65535')
     a.stsPort = p
+  }
+  if (values.metrics !== undefined) {
+    if (!isMetricsListen(values.metrics)) usage(`--metrics must be [HOST:]PORT, got ${JSON.stringify(values.metrics)}`)
+    a.metrics = values.metrics
   }
   Object.assign(a, redisOptions(values.redis, values['redis-prefix']))
   return a

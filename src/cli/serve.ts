@@ -9,6 +9,7 @@ import {
   type SocketmapServer,
   type SocketmapServerOptions,
 } from '../node/socketmap.js'
+import type { SocketmapLogEvent } from '../node/socketmap.js'
 import { createResolver } from '../node/resolver/index.js'
 import { SOCKETMAP_PROFILES, type SocketmapProfile } from '../socketmap/answer.js'
 import { formatTrace } from '../policy/trace.js'
@@ -125,10 +126,17 @@ function throttled(log: (e: LogEvent) => void): (e: LogEvent) => void {
 }
 
 /** Settings a running server keeps (a new socket, a new store): SIGHUP logs that they need a restart. */
-const RESTART_ONLY = ['socketmap', 'mode', 'redis', 'redisPrefix'] as const
+const RESTART_ONLY = ['socketmap', 'mode', 'redis', 'redisPrefix', 'metrics'] as const
 
 export async function serveCommand(a: ServeArgs, io: CliIo): Promise<number> {
-  const log = throttled((e: LogEvent): void => io.err(JSON.stringify({ time: new Date().toISOString(), ...e })))
+  const write = (e: LogEvent): void => io.err(JSON.stringify({ time: new Date().toISOString(), ...e }))
+  const printed = throttled(write)
+  // Metrics see every event (store errors too); stderr gets them thinned.
+  let observe: ((e: LogEvent) => void) | undefined
+  const log = (e: LogEvent): void => {
+    observe?.(e)
+    printed(e)
+  }
   const load = async (): Promise<ServeSettings> => mergeSettings(a.config !== undefined ? await loadServeConfig(a.config) : {}, a)
   const initial = await load()
   const listen = initial.socketmap
@@ -136,6 +144,15 @@ export async function serveCommand(a: ServeArgs, io: CliIo): Promise<number> {
     throw new CliError(EX_USAGE, `serve needs --socketmap unix:PATH or inet:HOST:PORT, or socketmap: in ${a.config}`)
   const options: SocketmapServerOptions = { listen, ...(await reloadable(initial, a)) }
   if (initial.mode !== undefined) options.mode = initial.mode
+  let metricsServer: { address: string; close(): Promise<void> } | undefined
+  if (initial.metrics !== undefined) {
+    // prom-client is loaded only with --metrics: the CLI's start-up does not pay for it.
+    const { createSocketmapMetrics, startMetricsServer } = await import('../node/socketmap-metrics.js')
+    const metrics = await createSocketmapMetrics({ defaultMetrics: true })
+    observe = (e) => metrics.observe(e as SocketmapLogEvent)
+    metricsServer = await startMetricsServer({ listen: initial.metrics, metrics })
+    write({ event: 'listening', metrics: `http://${metricsServer.address}/metrics` })
+  }
   const opened = await openServeStore(initial, log)
 
   // SIGHUP: read the file again and apply it; a bad file is logged and the running settings stay.
@@ -165,6 +182,7 @@ export async function serveCommand(a: ServeArgs, io: CliIo): Promise<number> {
   } catch (e) {
     process.off('SIGHUP', onHup)
     opened.close()
+    await metricsServer?.close()
     // Flags were checked by main.ts: what the library refuses came from the file.
     if (isCoded(e) && e.code === 'ERR_INVALID_ARGUMENT' && a.config !== undefined)
       throw new CliError(EX_CONFIG, `config file ${a.config}: ${e.message} [${e.code}]`)
@@ -177,7 +195,7 @@ export async function serveCommand(a: ServeArgs, io: CliIo): Promise<number> {
       process.off('SIGTERM', onTerm)
       process.off('SIGINT', onInt)
       log({ event: 'closed', signal })
-      void running.close().then(resolve)
+      void Promise.all([running.close(), metricsServer?.close()]).then(() => resolve())
     }
     const onTerm = (): void => stop('SIGTERM')
     const onInt = (): void => stop('SIGINT')

@@ -5,6 +5,7 @@
  */
 import type * as RedisModule from 'redis'
 import { SmtpTlsError } from '../errors.js'
+import { cachedReply } from '../node/socketmap.js'
 import { createRedisStore } from '../redis/index.js'
 import { createMemoryStore, type MemoryStore } from '../store/memory.js'
 import type { PolicyStore } from '../store/types.js'
@@ -206,7 +207,8 @@ export async function storeCommand(command: 'dump' | 'purge', a: StoreArgs, io: 
     entries.forEach(([key, reply], i) => {
       const ms = Number(ttls[i])
       if (ms === -2) return // expired since the scan
-      rows.push({ key, ...parseAnswerKey(key), ttl: ms < 0 ? null : Math.ceil(ms / 1000), reply })
+      // the stored entry is `<refreshAt> <expiresAt> <reply>` (lookupPath in src/node/socketmap.ts)
+      rows.push({ key, ...parseAnswerKey(key), ttl: ms < 0 ? null : Math.ceil(ms / 1000), reply: cachedReply(reply) ?? reply })
     })
     rows.sort((x, y) => (x.destination < y.destination ? -1 : x.destination > y.destination ? 1 : x.map < y.map ? -1 : 1))
     if (a.json) io.out(JSON.stringify(rows, null, 2))

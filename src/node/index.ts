@@ -111,5 +111,7 @@ export type { MtaStsPolicy, MtaStsRecord, MtaStsTxtState, MtaStsCacheDecision, M
 export type { TlsRptRecord, TlsRptExtension } from '../tlsrpt/record.js'
 export type { TraceStep } from '../policy/trace.js'
 export { createSocketmapServer } from './socketmap.js'
-export type { SocketmapLogEvent, SocketmapLookup, SocketmapServer, SocketmapServerOptions } from './socketmap.js'
+export { createSocketmapMetrics, startMetricsServer } from './socketmap-metrics.js'
+export type { MetricsServer, MetricsServerOptions, SocketmapMetrics, SocketmapMetricsOptions } from './socketmap-metrics.js'
+export type { SocketmapLogEvent, SocketmapLookup, SocketmapPrefetchOptions, SocketmapServer, SocketmapServerOptions } from './socketmap.js'
 export type { SocketmapProfile } from '../socketmap/answer.js'

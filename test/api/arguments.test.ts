@@ -56,6 +56,7 @@ const DOES_IO = new Set([
   'createSocketmapServer',
   'sendTlsRptReports',
   'scheduleTlsRptReports',
+  'startMetricsServer',
 ])
 
 const hostile = {
