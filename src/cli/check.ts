@@ -9,13 +9,11 @@ import { formatCheckReport } from '../check/format.js'
 import { formatCheckReportHtml } from '../check/html.js'
 import { createResolver } from '../node/resolver/index.js'
 import { StartTlsClient } from '../smtp/starttls.js'
-import { sliceCertificate } from '../x509/der.js'
-import { pemToDerAll } from '../x509/pem.js'
+import { readCaFile } from './ca-file.js'
 import { closeSync, openSync, statSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { CliError, clean, EX_CANTCREAT, inputData, MiB, optionValue, readInput, why, type CheckArgs, type CliIo } from './common.js'
+import { CliError, clean, EX_CANTCREAT, MiB, optionValue, why, type CheckArgs, type CliIo } from './common.js'
 
-const MAX_CA_FILE = 8 * MiB
 /** An HTML report is tens of KiB; this bounds a hostile domain's (thousands of MX hosts and TLSA records). */
 const MAX_HTML = 64 * MiB
 /** Exit statuses of `check` (issue 16): no findings to act on, warnings only, errors. */
@@ -36,13 +34,7 @@ export async function checkCommand(a: CheckArgs, io: CliIo): Promise<number> {
   const sts: NonNullable<Exclude<CheckOptions['mtaSts'], false>> = { allowPrivateAddresses: a.allowPrivate }
   if (a.stsPort !== undefined) sts.port = a.stsPort
   if (a.timeoutMs !== undefined) sts.timeoutMs = a.timeoutMs
-  if (a.caFile !== undefined) {
-    const what = 'CA file'
-    const path = a.caFile
-    const text = inputData(what, path, () => readInput(path, what, MAX_CA_FILE).toString('utf8'))
-    inputData(what, path, () => pemToDerAll(text).forEach((der) => sliceCertificate(der)))
-    sts.ca = text
-  }
+  if (a.caFile !== undefined) sts.ca = readCaFile(a.caFile)
   opts.mtaSts = sts
   if (a.html !== undefined) checkOutputPath(a.html, 'HTML report')
   const report = await check(a.domain, opts)

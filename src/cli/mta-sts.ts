@@ -8,11 +8,8 @@ import { formatMtaStsRecord } from '../mta-sts/record.js'
 import { discoverDestination } from '../node/discovery.js'
 import { getMtaStsPolicy, type MtaStsLookup } from '../node/mta-sts.js'
 import { createResolver } from '../node/resolver/index.js'
-import { sliceCertificate } from '../x509/der.js'
-import { pemToDerAll } from '../x509/pem.js'
-import { clean, EX_DATAERR, EX_OK, EX_TEMPFAIL, inputData, MiB, optionValue, readInput, type CliIo, type MtaStsArgs } from './common.js'
-
-const MAX_CA_FILE = 8 * MiB
+import { readCaFile } from './ca-file.js'
+import { clean, EX_DATAERR, EX_OK, EX_TEMPFAIL, optionValue, type CliIo, type MtaStsArgs } from './common.js'
 
 interface MxAdmission {
   host: string
@@ -25,13 +22,7 @@ export async function mtaStsCommand(a: MtaStsArgs, io: CliIo): Promise<number> {
   const ro = { ...(a.resolvers && { servers: a.resolvers }), ...(a.timeoutMs && { timeoutMs: a.timeoutMs }) }
   const resolver = optionValue('--resolver', () => createResolver(ro))
   let ca: string | undefined
-  if (a.caFile !== undefined) {
-    const what = 'CA file'
-    const path = a.caFile
-    const text = inputData(what, path, () => readInput(path, what, MAX_CA_FILE).toString('utf8'))
-    inputData(what, path, () => pemToDerAll(text).forEach((der) => sliceCertificate(der)))
-    ca = text
-  }
+  if (a.caFile !== undefined) ca = readCaFile(a.caFile)
   const r = await getMtaStsPolicy(a.domain, {
     resolver,
     ...(ca !== undefined && { ca }),

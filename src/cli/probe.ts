@@ -7,8 +7,7 @@ import { createResolver } from '../node/resolver/index.js'
 import { parsePins } from '../pin/match.js'
 import { parsePolicyTable } from '../policy/table.js'
 import { StartTlsClient } from '../smtp/starttls.js'
-import { sliceCertificate } from '../x509/der.js'
-import { pemToDerAll } from '../x509/pem.js'
+import { readCaFile } from './ca-file.js'
 import {
   clean,
   CliError,
@@ -28,7 +27,6 @@ import {
 } from './common.js'
 
 /** Root stores are a few hundred kilobytes (Debian's ca-certificates.crt: ~220 KB). */
-const MAX_CA_FILE = 8 * MiB
 /** Postfix policy tables of thousands of destinations are a few megabytes at most. */
 const MAX_POLICY_TABLE = 16 * MiB
 
@@ -62,13 +60,7 @@ function options(a: ProbeArgs): ConnectOptions {
 
 export async function probeCommand(a: ProbeArgs, io: CliIo): Promise<number> {
   const opts = options(a)
-  if (a.caFile !== undefined) {
-    const what = 'CA file'
-    const path = a.caFile
-    const text = inputData(what, path, () => readInput(path, what, MAX_CA_FILE).toString('utf8'))
-    inputData(what, path, () => pemToDerAll(text).forEach((der) => sliceCertificate(der)))
-    opts.ca = text
-  }
+  if (a.caFile !== undefined) opts.ca = readCaFile(a.caFile)
   if (a.caPath !== undefined || a.taFile !== undefined) {
     // Postfix smtp_tls_CApath and smtp_tls_trust_anchor_file; a missing file or a bad block names itself.
     const { loadTrustStore } = await import('../node/trust-store.js')

@@ -13,8 +13,7 @@ import type { SocketmapLogEvent } from '../node/socketmap.js'
 import { createResolver } from '../node/resolver/index.js'
 import { SOCKETMAP_PROFILES, type SocketmapProfile } from '../socketmap/answer.js'
 import { formatTrace } from '../policy/trace.js'
-import { sliceCertificate } from '../x509/der.js'
-import { pemToDerAll } from '../x509/pem.js'
+import { readCaFile } from './ca-file.js'
 import {
   clean,
   CliError,
@@ -24,11 +23,8 @@ import {
   EX_UNAVAILABLE,
   EX_USAGE,
   firstLine,
-  inputData,
   isCoded,
-  MiB,
   optionValue,
-  readInput,
   type CliIo,
   type QueryArgs,
   type ServeArgs,
@@ -36,8 +32,6 @@ import {
 } from './common.js'
 import { loadServeConfig, mergeSettings } from './config.js'
 import { connectRedis, openServeStore, readOnly, type LogEvent } from './store.js'
-
-const MAX_CA_FILE = 8 * MiB
 
 function profiles(testingMay: boolean): Record<string, SocketmapProfile> {
   const out: Record<string, SocketmapProfile> = {}
@@ -69,13 +63,7 @@ async function reloadable(s: ServeSettings, flags: ServeArgs): Promise<Socketmap
     createResolver(s.resolvers ? { servers: s.resolvers } : {}),
   )
   let ca: string | undefined
-  if (s.caFile !== undefined) {
-    const what = 'CA file'
-    const path = s.caFile
-    const text = inputData(what, path, () => readInput(path, what, MAX_CA_FILE).toString('utf8'))
-    inputData(what, path, () => pemToDerAll(text).forEach((der) => sliceCertificate(der)))
-    ca = text
-  }
+  if (s.caFile !== undefined) ca = readCaFile(s.caFile)
   return {
     resolver,
     profiles: profilesOf(s),
