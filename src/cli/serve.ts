@@ -44,12 +44,11 @@ function profilesOf(s: ServeSettings): Record<string, SocketmapProfile> {
   if (s.profiles === undefined) return profiles(s.testingMay === true)
   const out: Record<string, SocketmapProfile> = {}
   for (const [name, { tlsrpt, ...p }] of Object.entries(s.profiles))
-    // `tlsrpt` is passed only when true, for a server that knows it (the TLS-RPT attributes, Postfix ≥ 3.10).
     out[name] = {
       ...p,
       ...(p.testing === undefined && s.testingMay === true && { testing: 'may' as const }),
-      ...(tlsrpt === true && { tlsrpt }),
-    } as SocketmapProfile
+      ...(tlsrpt === true && { tlsrpt }), // the TLS-RPT attributes (Postfix ≥ 3.10); `false` is the default
+    }
   return out
 }
 

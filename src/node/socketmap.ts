@@ -191,11 +191,17 @@ function readSettings(opts: unknown, needListen = true): Settings {
   if (typeof p !== 'object' || p === null) throw invalidArgument('createSocketmapServer options.profiles must be an object')
   for (const [name, prof] of Object.entries(p as Record<string, unknown>)) {
     if (!/^[!-~]+$/.test(name)) throw invalidArgument(`socketmap profile name ${describeValue(name)} must be printable with no space`)
-    const q = readOptions(prof, `profile ${name}`, ['dane', 'sts', 'testing'])
+    const q = readOptions(prof, `profile ${name}`, ['dane', 'sts', 'testing', 'tlsrpt'])
     if (typeof q.dane !== 'boolean' || typeof q.sts !== 'boolean') throw invalidArgument(`profile ${name}: dane and sts must be booleans`)
     if (q.testing !== undefined && q.testing !== 'notfound' && q.testing !== 'may')
       throw invalidArgument(`profile ${name}: testing must be notfound or may`)
-    profiles.set(name, { dane: q.dane, sts: q.sts, ...(q.testing !== undefined ? { testing: q.testing } : {}) })
+    if (q.tlsrpt !== undefined && typeof q.tlsrpt !== 'boolean') throw invalidArgument(`profile ${name}: tlsrpt must be a boolean`)
+    profiles.set(name, {
+      dane: q.dane,
+      sts: q.sts,
+      ...(q.testing !== undefined ? { testing: q.testing } : {}),
+      ...(q.tlsrpt === true ? { tlsrpt: true } : {}), // the TLS-RPT attributes (Postfix ≥ 3.10)
+    })
   }
   const c = readOptions(o.cache, 'createSocketmapServer options.cache', ['negative', 'dane', 'max'])
   const store = o.store as PolicyStore | undefined
@@ -406,7 +412,7 @@ function lookupPath(s: Settings): LookupPath {
         ...(s.families ? { families: s.families } : {}),
       })
       // DANE first (RFC 8461 §2): an OK or TEMP from DNS is final, MTA-STS is not fetched.
-      const a = socketmapAnswer({ profile: { dane: true, sts: false }, key, facts, now })
+      const a = socketmapAnswer({ profile: { dane: true, sts: false, ...(profile.tlsrpt === true && { tlsrpt: true }) }, key, facts, now })
       if (a.status !== 'NOTFOUND' || !profile.sts) return done(a)
     }
     if (!profile.sts || !key.mxLookup) return done(socketmapAnswer({ profile, key, ...(facts ? { facts } : {}), now }))

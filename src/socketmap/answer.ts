@@ -19,6 +19,14 @@ export interface SocketmapProfile {
   sts: boolean
   /** The answer for an MTA-STS `testing` policy: `NOTFOUND` (default) or `may` (RFC 8461 §5: deliver, report only). */
   testing?: 'notfound' | 'may'
+  /**
+   * Append the attributes Postfix ≥ 3.10 reads for TLS-RPT (RFC 8460) to MTA-STS answers:
+   * `policy_type=sts policy_domain=<domain> { policy_string = … }… mx_host_pattern=<pattern>…`
+   * (Postfix's TLSRPT_README). Off by default: Postfix before 3.10 rejects the whole entry ("invalid
+   * attribute name") and defers the mail. DANE answers get none: Postfix reports the TLSA records it
+   * looked up itself, and its `policy_type` takes only `sts` or `no-policy-found`.
+   */
+  tlsrpt?: boolean
 }
 
 /** The default profiles: `dane`, `sts` and `dane+sts` (DANE first, RFC 8461 §2). @public */
@@ -83,7 +91,8 @@ function parseKey(key: string): SocketmapKey | undefined {
 
 /** The MTA-STS part of {@link SocketmapAnswerInput}: what `getMtaStsPolicy` found. @public */
 export interface SocketmapStsInput {
-  policy?: Pick<MtaStsPolicy, 'mode' | 'mx'> | undefined
+  /** `maxAge` is used only for the TLS-RPT attributes (`policy_string = max_age: N`); without it that line is left out. */
+  policy?: (Pick<MtaStsPolicy, 'mode' | 'mx'> & Partial<Pick<MtaStsPolicy, 'maxAge'>>) | undefined
   /** When the policy expires (ms since the epoch), for the cache time of the answer. */
   expiresAt?: number
 }
@@ -130,6 +139,86 @@ export function socketmapError(status: 'TEMP' | 'PERM', text: string): string {
   return `${status} ${reason(text)}`
 }
 
+// ---- TLS-RPT attributes (Postfix ≥ 3.10, TLSRPT_README "MTA-STS Support via smtp_tls_policy_maps") ----
+// Postfix splits a policy entry at whitespace and commas; `{ name = value }` carries a value with spaces
+// (Postfix strips the spaces after `{`, around `=` and before `}`). A value that could change how Postfix
+// splits the entry (a space, a comma or a brace where it is not expected, a control character) is never
+// written: the attributes are left out instead, and the policy itself stays as it is.
+/** `name=value`: printable ASCII without space, `,`, `{` or `}`. */
+const PLAIN_VALUE = /^[\x21-\x2b\x2d-\x7a\x7c\x7e]+$/
+/** `{ name = value }`: printable ASCII without `{` or `}`, no space at either end, no double space. */
+const BRACED_VALUE = /^[\x21-\x7a\x7c\x7e](?:[\x20-\x7a\x7c\x7e]*[\x21-\x7a\x7c\x7e])?$/
+/** RFC 8461 §4.1 `mx` pattern: a host name, or `*.` and a domain. */
+const MX_PATTERN = /^(?:\*\.)?[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/
+/** Postfix checks `policy_domain` with valid_hostname(): LDH (and `_`) labels of at most 63 octets. */
+const DOMAIN = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*$/
+const MTA_STS_MAX_AGE = 31557600 // RFC 8461 §3.2
+
+/**
+ * The TLS-RPT attributes of an MTA-STS answer, with a leading space, or why they cannot be written.
+ * RFC 8460 §4.4: `policy-type` `sts`, `policy-domain`, `policy-string` (the policy's lines, here rebuilt
+ * from its parsed fields: version, mode, mx…, max_age, the order of RFC 8460 §4.5) and `mx-host` (the
+ * policy's patterns as written, `*.example.com`).
+ */
+function tlsRptAttributes(
+  domain: string,
+  mode: 'enforce' | 'testing',
+  mx: readonly unknown[],
+  maxAge: unknown,
+): { attrs: string } | { why: string } {
+  if (domain.length > 253 || !DOMAIN.test(domain) || domain.split('.').some((l) => l.length > 63))
+    return { why: `policy_domain ${describeValue(domain.slice(0, 60))} is not a host name` }
+  // Postfix's smtp_tlsrpt.c reads the mx_host_pattern list of an `sts` policy unconditionally: never send none.
+  if (mx.length === 0) return { why: 'the policy has no mx pattern' }
+  for (const p of mx)
+    if (typeof p !== 'string' || p.length > 255 || !MX_PATTERN.test(p))
+      return { why: `mx pattern ${describeValue(typeof p === 'string' ? p.slice(0, 60) : p)} is not a host name pattern` }
+  if (maxAge !== undefined && !(Number.isInteger(maxAge) && (maxAge as number) >= 0 && (maxAge as number) <= MTA_STS_MAX_AGE))
+    return { why: `max_age ${describeValue(maxAge)} is not an integer 0-${MTA_STS_MAX_AGE}` }
+  const strings = ['version: STSv1', `mode: ${mode}`, ...(mx as string[]).map((p) => `mx: ${p}`)]
+  if (maxAge !== undefined) strings.push(`max_age: ${maxAge as number}`)
+  const plain = ['sts', domain, ...(mx as string[])]
+  // The checks above already exclude anything that would split differently; this is the last line of defence.
+  if (!plain.every((v) => PLAIN_VALUE.test(v)) || !strings.every((v) => BRACED_VALUE.test(v) && !v.includes('  ')))
+    return { why: 'a value cannot be written as a Postfix attribute' }
+  let attrs = ` policy_type=sts policy_domain=${domain}`
+  for (const v of strings) attrs += ` { policy_string = ${v} }`
+  for (const p of mx as string[]) attrs += ` mx_host_pattern=${p}`
+  return { attrs }
+}
+
+/** `reply` with the TLS-RPT attributes when the profile asks for them and they fit (socketmap_max_reply_size). */
+function withTlsRpt(
+  profile: SocketmapProfile,
+  reply: string,
+  trace: TraceStep[],
+  domain: string,
+  policy: NonNullable<SocketmapStsInput['policy']>,
+  mode: 'enforce' | 'testing',
+): string {
+  if (profile.tlsrpt !== true) return reply
+  const mx: readonly unknown[] = Array.isArray(policy.mx) ? policy.mx : []
+  const r = tlsRptAttributes(domain, mode, mx, policy.maxAge)
+  if ('why' in r) {
+    trace.push({ rule: `TLS-RPT attributes left out (the policy stands): ${r.why}`, ref: 'Postfix TLSRPT_README' })
+    return reply
+  }
+  const full = reply + r.attrs
+  const size = Buffer.byteLength(full)
+  if (size > SOCKETMAP_MAX_REPLY) {
+    trace.push({
+      rule: `TLS-RPT attributes left out (the policy stands): the reply would be ${size} bytes, over ${SOCKETMAP_MAX_REPLY}`,
+      ref: 'socketmap_table(5) socketmap_max_reply_size',
+    })
+    return reply
+  }
+  trace.push({
+    rule: `TLS-RPT attributes for Postfix ≥ 3.10: policy_type=sts policy_domain=${domain}, ${mx.length} mx_host_pattern`,
+    ref: 'RFC 8460 §4.4; Postfix TLSRPT_README',
+  })
+  return full
+}
+
 /**
  * The socketmap reply for one lookup.
  *
@@ -139,6 +228,11 @@ export function socketmapError(status: 'TEMP' | 'PERM', text: string): string {
  * - MTA-STS (profile `sts`, domains only): `enforce` → `OK secure match=<patterns> servername=hostname`
  *   (RFC 8461 §4.1: `*.example.com` written `.example.com` as Postfix matches it); `testing` → `NOTFOUND`
  *   or `OK may` as configured; none → `NOTFOUND`.
+ * - TLS-RPT (profile `tlsrpt`, Postfix ≥ 3.10): the MTA-STS `OK` answers get `policy_type=sts
+ *   policy_domain=<domain> { policy_string = version: STSv1 } { policy_string = mode: … } { policy_string =
+ *   mx: … }… { policy_string = max_age: … } mx_host_pattern=…`. They are left out (traced), never the
+ *   policy, when a value cannot be written safely or the reply would exceed 100,000 bytes. DANE answers get
+ *   none (Postfix reports DANE from its own TLSA lookups).
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for malformed input.
  * @public
  */
@@ -156,6 +250,8 @@ function answerChecked(input: SocketmapAnswerInput): SocketmapAnswer {
   const { profile, key, facts, sts } = input
   if (typeof profile !== 'object' || profile === null) throw invalidArgument('socketmapAnswer: profile is required')
   if (typeof key !== 'object' || key === null || typeof key.domain !== 'string') throw invalidArgument('socketmapAnswer: key is required')
+  if (profile.tlsrpt !== undefined && typeof profile.tlsrpt !== 'boolean')
+    throw invalidArgument(`socketmapAnswer: profile.tlsrpt must be a boolean, got ${describeValue(profile.tlsrpt)}`)
   const trace: TraceStep[] = []
   const notFound = (ttl?: number): SocketmapAnswer => {
     const a: SocketmapAnswer = { status: 'NOTFOUND', reply: 'NOTFOUND ', source: 'none', trace }
@@ -197,6 +293,11 @@ function answerChecked(input: SocketmapAnswerInput): SocketmapAnswer {
             : `usable validated TLSA at ${withTlsa} of ${facts.mx.length} MX hosts → dane`,
           ref: 'RFC 7672 §2.2; RFC 8461 §2',
         })
+        if (profile.tlsrpt === true)
+          trace.push({
+            rule: 'TLS-RPT: no attributes for DANE (Postfix ≥ 3.10 reports the TLSA records it looks up itself; policy_type takes sts or no-policy-found only)',
+            ref: 'Postfix TLSRPT_README; RFC 8460 §4.4',
+          })
         const a: SocketmapAnswer = { status: 'OK', reply: all ? 'OK dane-only' : 'OK dane', source: 'dane', trace }
         if (ttl !== Infinity) a.ttl = ttl
         return a
@@ -220,7 +321,8 @@ function answerChecked(input: SocketmapAnswerInput): SocketmapAnswer {
     if (policy.mode === 'testing') {
       if (profile.testing === 'may') {
         trace.push({ rule: 'MTA-STS testing → may (configured)', ref: 'RFC 8461 §5' })
-        const a: SocketmapAnswer = { status: 'OK', reply: 'OK may', source: 'sts', trace }
+        const reply = withTlsRpt(profile, 'OK may', trace, key.domain, policy, 'testing')
+        const a: SocketmapAnswer = { status: 'OK', reply, source: 'sts', trace }
         if (life !== undefined) a.ttl = life
         return a
       }
@@ -235,7 +337,12 @@ function answerChecked(input: SocketmapAnswerInput): SocketmapAnswer {
     const reply = `OK secure match=${patterns.join(':')} servername=hostname`
     if (Buffer.byteLength(reply) > SOCKETMAP_MAX_REPLY) return temp('MTA-STS policy too long for a socketmap reply', 'socketmap_table(5)')
     trace.push({ rule: 'MTA-STS enforce → secure, MX names from the policy', ref: 'RFC 8461 §4.1, §5' })
-    const a: SocketmapAnswer = { status: 'OK', reply, source: 'sts', trace }
+    const a: SocketmapAnswer = {
+      status: 'OK',
+      reply: withTlsRpt(profile, reply, trace, key.domain, policy, 'enforce'),
+      source: 'sts',
+      trace,
+    }
     if (life !== undefined) a.ttl = life
     return a
   }
