@@ -130,7 +130,23 @@ export function parseMtaStsPolicy(text: string): MtaStsPolicy {
   // Normalised and frozen: mtaStsMatchesMx then compares the patterns as they are (see MX_NORMALIZED).
   Object.defineProperty(mx, MX_NORMALIZED, { value: true })
   Object.freeze(mx)
-  return { version: 'STSv1', mode, maxAge, mx, extensions, lines }
+  const policy: MtaStsPolicy = { version: 'STSv1', mode, maxAge, mx, extensions, lines }
+  // decideMtaStsCache keeps this policy's shared fresh decisions here (issue 13: no allocation per decision).
+  Object.defineProperty(policy, FRESH_CELL, { value: { expiresAt: NaN, use: undefined, refresh: undefined } satisfies FreshCell })
+  return policy
+}
+
+/**
+ * A mutable cell, non-enumerable on each policy from parseMtaStsPolicy, where decideMtaStsCache keeps
+ * the two frozen `fresh` decisions for the policy's current expiry.
+ */
+export const FRESH_CELL: unique symbol = Symbol('mta-sts fresh decisions')
+/** See {@link FRESH_CELL}. */
+export interface FreshCell {
+  /** The expiry the decisions were built for; `NaN` before the first. */
+  expiresAt: number
+  use: unknown
+  refresh: unknown
 }
 
 /** Format a policy as a file body, one `key: value` per line, CRLF-free, ending in LF. @public */
