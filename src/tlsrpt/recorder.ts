@@ -85,29 +85,28 @@ export function utcDay(now: number): string {
 }
 
 const hashes = new WeakMap<TlsRptPolicyRef, string>()
-/** The failure detail last recorded for a policy (its fields as given) and its full key. */
-interface LastFailure {
-  resultType: string
-  sendingMtaIp: string | undefined
-  receivingMxHostname: string | undefined
-  receivingMxHelo: string | undefined
-  receivingIp: string | undefined
-  failureReasonCode: string | undefined
-  key: string
+/**
+ * Per policy object: the day's key base and success key, the failure keys seen, and the failure detail
+ * last recorded (its fields as given) with its key, kept flat in the one object (issue 13).
+ */
+interface PolicyMemo {
+  day: string
+  prefix: string
+  domain: string
+  type: string
+  base: string
+  ok: string
+  failures: Map<string, string>
+  /** `undefined` until a failure is recorded */
+  lastKey: string | undefined
+  lastResultType: string | undefined
+  lastSendingMtaIp: string | undefined
+  lastReceivingMxHostname: string | undefined
+  lastReceivingMxHelo: string | undefined
+  lastReceivingIp: string | undefined
+  lastFailureReasonCode: string | undefined
 }
-const bases = new WeakMap<
-  TlsRptPolicyRef,
-  {
-    day: string
-    prefix: string
-    domain: string
-    type: string
-    base: string
-    ok: string
-    failures: Map<string, string>
-    last: LastFailure | undefined
-  }
->()
+const bases = new WeakMap<TlsRptPolicyRef, PolicyMemo>()
 const MAX_MEMO_FAILURES = 64
 
 /** FNV-1a over the policy's strings and MX hosts, two 32-bit lanes: a short stable id within one domain and day. */
@@ -197,7 +196,22 @@ function recordTlsRptSessionChecked(
   let memo = bases.get(policy)
   if (memo === undefined || memo.day !== day || memo.prefix !== prefix || memo.domain !== policy.domain || memo.type !== policy.type) {
     const base = `${prefix}${day}|${esc(policy.domain.toLowerCase())}|${policy.type}|${hash}|`
-    memo = { day, prefix, domain: policy.domain, type: policy.type, base, ok: base + 's', failures: new Map(), last: undefined }
+    memo = {
+      day,
+      prefix,
+      domain: policy.domain,
+      type: policy.type,
+      base,
+      ok: base + 's',
+      failures: new Map(),
+      lastKey: undefined,
+      lastResultType: undefined,
+      lastSendingMtaIp: undefined,
+      lastReceivingMxHostname: undefined,
+      lastReceivingMxHelo: undefined,
+      lastReceivingIp: undefined,
+      lastFailureReasonCode: undefined,
+    }
     bases.set(policy, memo)
   }
   const base = memo.base
@@ -209,7 +223,6 @@ function recordTlsRptSessionChecked(
     if (typeof f !== 'object' || f === null) bad('failure.resultType must be an RFC 8460 §4.3 result type')
     // The same detail as the policy's last failure (a failing MX fails the same way again and again):
     // its key at once, without building and hashing the detail string (issue 13: ≤ 2 µs per result).
-    const last = memo.last
     const resultType = f.resultType
     const sendingMtaIp = f.sendingMtaIp
     const receivingMxHostname = f.receivingMxHostname
@@ -217,19 +230,25 @@ function recordTlsRptSessionChecked(
     const receivingIp = f.receivingIp
     const failureReasonCode = f.failureReasonCode
     if (
-      last !== undefined &&
-      resultType === last.resultType &&
-      sendingMtaIp === last.sendingMtaIp &&
-      receivingMxHostname === last.receivingMxHostname &&
-      receivingMxHelo === last.receivingMxHelo &&
-      receivingIp === last.receivingIp &&
-      failureReasonCode === last.failureReasonCode
+      memo.lastKey !== undefined &&
+      resultType === memo.lastResultType &&
+      sendingMtaIp === memo.lastSendingMtaIp &&
+      receivingMxHostname === memo.lastReceivingMxHostname &&
+      receivingMxHelo === memo.lastReceivingMxHelo &&
+      receivingIp === memo.lastReceivingIp &&
+      failureReasonCode === memo.lastFailureReasonCode
     ) {
-      key = last.key
+      key = memo.lastKey
     } else {
       if (!isTlsRptResultType(resultType)) bad('failure.resultType must be an RFC 8460 §4.3 result type')
       key = failureKey(memo, base, resultType, sendingMtaIp, receivingMxHostname, receivingMxHelo, receivingIp, failureReasonCode)
-      memo.last = { resultType, sendingMtaIp, receivingMxHostname, receivingMxHelo, receivingIp, failureReasonCode, key }
+      memo.lastKey = key
+      memo.lastResultType = resultType
+      memo.lastSendingMtaIp = sendingMtaIp
+      memo.lastReceivingMxHostname = receivingMxHostname
+      memo.lastReceivingMxHelo = receivingMxHelo
+      memo.lastReceivingIp = receivingIp
+      memo.lastFailureReasonCode = failureReasonCode
     }
   }
   const n = store.increment(key, 1, ttl)
@@ -240,7 +259,7 @@ function recordTlsRptSessionChecked(
 
 /** The full counter key of a failure detail, reused for a detail seen before for this policy and day. */
 function failureKey(
-  memo: { failures: Map<string, string> },
+  memo: PolicyMemo,
   base: string,
   resultType: string,
   sendingMtaIp: string | undefined,
