@@ -589,7 +589,7 @@ function domainMemo(domain: string): DomainMemo {
     domain: d,
     prefix: undefined,
     key: '',
-    txtKey: resolverCacheKey(`_mta-sts.${d}`, 'TXT'),
+    txtKey: resolverCacheKey(`_mta-sts.${d}`, 'TXT').split('').join(''), // flat, as key above
     txtAnswer: undefined,
     txtRecord: undefined,
     txt: undefined,
@@ -890,7 +890,7 @@ async function rememberFailure(
  */
 function getChecked(m: DomainMemo, s: FetchSettings, g: Settings): Promise<MtaStsLookup> {
   if (m.prefix !== g.prefix) {
-    m.key = g.prefix + m.domain
+    m.key = (g.prefix + m.domain).split('').join('') // flat, not a rope: compared with the store's key on every lookup
     m.prefix = g.prefix
   }
   const key = m.key
