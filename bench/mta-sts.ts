@@ -138,11 +138,17 @@ export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: num
   const recordFailHot = best('recordTlsRptSession, failure detail, 100 hot policies', () =>
     recordTlsRptSession(store, { policy: refs[g++ % 100]!, failure }, now),
   )
-  // the worst case: each failure a detail the policy has not seen just before (two alternating IPs)
-  const ips = ['198.51.100.7', '198.51.100.8']
+  // the worst case: each failure a detail other than the policy's last two (three IPs in turn)
+  const ips = ['198.51.100.7', '198.51.100.8', '198.51.100.9']
   let h = 0
-  const recordFailNew = best('recordTlsRptSession, failure detail changing every call', () => {
+  const recordFailNew = best('recordTlsRptSession, failure detail not among the last two', () => {
     const k = h++
+    return recordTlsRptSession(store, { policy: refs[k % N]!, failure: { ...failure, receivingIp: ips[Math.floor(k / N) % 3]! } }, now)
+  })
+  // two addresses of an MX failing in turn: the previous detail
+  let h2 = 0
+  const recordFailTwo = best('recordTlsRptSession, failure detail alternating between two', () => {
+    const k = h2++
     return recordTlsRptSession(store, { policy: refs[k % N]!, failure: { ...failure, receivingIp: ips[Math.floor(k / N) & 1]! } }, now)
   })
   // a baseline from the same run: one Map.get + one Map.set of a counter (what any in-process recorder pays)
@@ -239,7 +245,7 @@ export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: num
 
   console.log('MTA-STS warm-cache decision and TLS-RPT recording')
   report([decision, decisionHot, match, wholeMem, wholeReal, ...(mailauth ? [mailauth] : [])])
-  report([recordOk, recordFail, recordFailHot, recordFailNew, baseline])
+  report([recordOk, recordFail, recordFailHot, recordFailTwo, recordFailNew, baseline])
   if (mailauth !== undefined) {
     const x = mailauth.usPerOp / decision.usPerOp
     console.log(`  decision: mailauth / ours = ${x.toFixed(1)}x (${N} domains; goal ≥ 100x: ${goal(x >= 100)})`)
@@ -260,7 +266,8 @@ export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: num
     )
   console.log(
     `  recording ≤ 2 µs: success ${goal(recordOk.usPerOp <= 2)}, failure ${goal(recordFail.usPerOp <= 2)}, ` +
-      `failure with a new detail each call ${goal(recordFailNew.usPerOp <= 2)}`,
+      `failure alternating between two details ${goal(recordFailTwo.usPerOp <= 2)}, ` +
+      `failure detail not among the last two ${goal(recordFailNew.usPerOp <= 2)}`,
   )
   return { decisionUs: decision.usPerOp, recordUs: Math.max(recordOk.usPerOp, recordFail.usPerOp) }
 }
