@@ -735,9 +735,11 @@ function readGetOptions(opts: unknown): { s: FetchSettings; g: Settings } {
   ) {
     if (signal === last.signal) return last
     if (signal !== undefined && !(signal instanceof AbortSignal)) bad(`${GET_WHAT}.signal must be an AbortSignal`)
-    const s: FetchSettings = { ...last.s }
-    if (signal === undefined) delete s.signal
-    else s.signal = signal
+    // built field by field (no spread, no delete: the object keeps a fast shape)
+    const l = last.s
+    const s: FetchSettings = { resolver: l.resolver, timeoutMs: l.timeoutMs, allowPrivate: l.allowPrivate, port: l.port }
+    if (l.ca !== undefined) s.ca = l.ca
+    if (signal !== undefined) s.signal = signal
     return { s, g: last.g }
   }
   const v = {

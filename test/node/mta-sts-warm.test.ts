@@ -116,6 +116,19 @@ describe('getMtaStsPolicy warm path (issue 13)', () => {
     assert.equal(dns.queries.length, queries)
   })
 
+  it('options reused from the previous call still honour a new signal, and still refuse a bad one', async () => {
+    const store = createMemoryStore({ now: () => T0 })
+    const lines = parseMtaStsPolicy('version: STSv1\nmode: enforce\nmx: mx.w2.test\nmax_age: 86400\n').lines
+    store.set('mta-sts|w2.test', JSON.stringify({ id: 'id2', fetchedAt: T0 - 1000, lines }), 86400)
+    const base = { resolver, store, now: () => T0 }
+    assert.equal((await getMtaStsPolicy('w2.test', base)).state, 'cached')
+    assert.equal((await getMtaStsPolicy('w2.test', { ...base, signal: new AbortController().signal })).state, 'cached')
+    await assert.rejects(getMtaStsPolicy('w2.test', { ...base, signal: AbortSignal.abort() }), { code: 'ERR_ABORTED' })
+    await assert.rejects(getMtaStsPolicy('w2.test', { ...base, signal: 'no' as never }), { code: 'ERR_INVALID_ARGUMENT' })
+    await assert.rejects(getMtaStsPolicy('w2.test', { ...base, now: 5 as never }), { code: 'ERR_INVALID_ARGUMENT' })
+    assert.equal((await getMtaStsPolicy('w2.test', base)).state, 'cached')
+  })
+
   it('property: before mtaStsFreshUntil, decideMtaStsCache decides fresh without refresh for any jitter', () => {
     fc.assert(
       fc.property(
