@@ -1,14 +1,19 @@
 // Issue 13 figures: the warm-cache MTA-STS decision for 10,000 domains, recording one session outcome
-// in the memory store (target ≤ 2 µs), and mailauth@5 for comparison. Two comparisons, both with the
-// same cached policy and the TXT answer from an in-memory resolver on both sides:
+// in the memory store (target ≤ 2 µs), and mailauth@5 for comparison, all in one run. Each comparison
+// gives both sides the same cached policy; mailauth is asked exactly what it was asked before:
 // - the decision: our pure decideMtaStsCache + mtaStsMatchesMx (given the TXT id) against mailauth's
 //   getPolicy + validateMx on its fastest path (the known policy has no `expires`, so it "renews"
-//   without fetching; mailauth's path includes an await of the resolver, ours takes the TXT id as input);
-// - the whole per-delivery API: our getMtaStsPolicy with a warm memory store + mtaStsMatchesMx (TXT
-//   lookup through the resolver, store get, decision) against the same mailauth path.
-// And the HTTPS requests each makes while the policy is fresh: mailauth given the policy as its own
-// getPolicy returned it (with `expires` in the future) fetches on every call (lib/mta-sts.js: the
-// "renewed" branch is taken only when `expires` is absent or past); ours makes none.
+//   without fetching; its path awaits the resolver, an async function answering from a Map);
+// - the whole per-delivery path: our getMtaStsPolicy with a warm memory store + mtaStsMatchesMx
+//   (a) with the same kind of in-memory async resolver mailauth gets, and (b) with our createResolver,
+//   its cache warmed from an in-process DNS server on loopback (the production set-up: a cached TXT
+//   answer is read synchronously), against the same mailauth path;
+// - the HTTPS requests each makes while the policy is fresh: mailauth given the policy as its own
+//   getPolicy returned it (with `expires` in the future) fetches on every call (lib/mta-sts.js: the
+//   "renewed" branch is taken only when `expires` is absent or past); ours makes none.
+// Every path is run once over all 10,000 domains before it is measured (ours remembers per domain).
+// 10,000 domains do not fit the CPU caches with everything each lookup touches; the decision is also
+// measured over 100 domains, to show what is memory and what is work.
 import { EventEmitter } from 'node:events'
 import https from 'node:https'
 import { createRequire } from 'node:module'
@@ -19,9 +24,11 @@ import {
   parseMtaStsPolicy,
   recordTlsRptSession,
   type CachedMtaStsPolicy,
+  type MtaStsTxtState,
   type TlsRptPolicyRef,
 } from '../src/index.js'
-import { createMemoryStore as createNodeStore, getMtaStsPolicy, type Resolver } from '../src/node/index.js'
+import { createMemoryStore as createNodeStore, createResolver, getMtaStsPolicy, type Resolver } from '../src/node/index.js'
+import { startDnsServer } from '../test/helpers/dns-server.js'
 import { measure, report, type Result } from './harness.js'
 
 const N = 10_000
@@ -49,6 +56,16 @@ async function measureAsync(name: string, fn: () => Promise<unknown>, ms = 400):
   return { name, usPerOp: (elapsed * 1000) / ops, ops }
 }
 
+/** One pass over all domains first (per-domain state warm on our side), then the best of three runs. */
+async function bestAsync(name: string, fn: () => Promise<unknown>): Promise<Result> {
+  for (let i = 0; i < N; i++) await fn()
+  let r = await measureAsync(name, fn, 300)
+  for (let k = 0; k < 2; k++) {
+    const s = await measureAsync(name, fn, 300)
+    if (s.usPerOp < r.usPerOp) r = s
+  }
+  return r
+}
 /** Count https.request calls (ours and mailauth's) and fail them at once: nothing leaves the process. */
 function countHttps(): { count: () => number; restore: () => void } {
   const original = https.request
@@ -68,38 +85,45 @@ function countHttps(): { count: () => number; restore: () => void } {
 }
 const require = createRequire(import.meta.url)
 
+function goal(met: boolean): string {
+  return met ? 'MET' : 'NOT MET'
+}
+
 export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: number }> {
   const now = Date.UTC(2026, 5, 1, 12)
   const domains: string[] = []
-  const cache = new Map<string, CachedMtaStsPolicy>()
-  const refs = new Map<string, TlsRptPolicyRef>()
+  const cached: CachedMtaStsPolicy[] = []
+  const refs: TlsRptPolicyRef[] = []
   for (let i = 0; i < N; i++) {
     const d = `domain${i}.example`
     domains.push(d)
     const policy = parseMtaStsPolicy(`version: STSv1\nmode: enforce\nmx: mx1.${d}\nmx: *.mail.${d}\nmax_age: 604800\n`)
-    cache.set(d, { policy, id: `id${i}`, fetchedAt: now - 3600_000 })
-    refs.set(d, { type: 'sts', domain: d, strings: policy.lines, mxHosts: policy.mx })
+    cached.push({ policy, id: `id${i}`, fetchedAt: now - 3600_000 })
+    refs.push({ type: 'sts', domain: d, strings: policy.lines, mxHosts: policy.mx })
   }
   // MX names as discovery hands them over (dns-packet joins the labels: flat strings), the same to both
   // libraries; a template literal would be a rope that each comparison walks.
   const mx = domains.map((d, i) => (i % 2 === 0 ? ['mx1', d] : ['in', 'mail', d]).join('.'))
-  const ids = domains.map((_, i) => ({ status: 'found' as const, id: `id${i}` }))
+  const ids: MtaStsTxtState[] = domains.map((_, i) => ({ status: 'found', id: `id${i}` }))
 
-  let i = 0
-  const decision = best(`warm decision: decideMtaStsCache + mtaStsMatchesMx (${N} domains)`, () => {
-    const k = i++ % N
-    const d = decideMtaStsCache({ now, cached: cache.get(domains[k]!), txt: ids[k]! })
-    if (d.action !== 'use' || !mtaStsMatchesMx(d.policy, mx[k]!)) throw new Error('bench input must match')
-    return d
-  })
+  // Our pure decision; the inputs are indexed like mailauth's below (an array per domain).
+  const decisionOver = (n: number, name: string): Result => {
+    let i = 0
+    return best(name, () => {
+      const k = i++ % n
+      const d = decideMtaStsCache({ now, cached: cached[k], txt: ids[k]! })
+      if (d.action !== 'use' || !mtaStsMatchesMx(d.policy, mx[k]!)) throw new Error('bench input must match')
+      return d
+    })
+  }
+  const decision = decisionOver(N, `ours: decideMtaStsCache + mtaStsMatchesMx (${N} domains)`)
+  const decisionHot = decisionOver(100, 'ours: decideMtaStsCache + mtaStsMatchesMx (100 domains)')
   let j = 0
-  const match = best('mtaStsMatchesMx alone', () => mtaStsMatchesMx(cache.get(domains[j % N]!)!.policy, mx[j++ % N]!))
+  const match = best('ours: mtaStsMatchesMx alone', () => mtaStsMatchesMx(cached[j % N]!.policy, mx[j++ % N]!))
 
   const store = createMemoryStore({ maxEntries: 100_000, now: () => now })
   let r = 0
-  const recordOk = best('recordTlsRptSession, success (memory store)', () =>
-    recordTlsRptSession(store, { policy: refs.get(domains[r++ % N]!)! }, now),
-  )
+  const recordOk = best('recordTlsRptSession, success (memory store)', () => recordTlsRptSession(store, { policy: refs[r++ % N]! }, now))
   let f = 0
   const failure = {
     resultType: 'certificate-expired' as const,
@@ -108,16 +132,25 @@ export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: num
     receivingIp: '198.51.100.7',
   }
   const recordFail = best('recordTlsRptSession, failure detail (memory store)', () =>
-    recordTlsRptSession(store, { policy: refs.get(domains[f++ % N]!)!, failure }, now),
+    recordTlsRptSession(store, { policy: refs[f++ % N]!, failure }, now),
   )
   let g = 0
   const recordFailHot = best('recordTlsRptSession, failure detail, 100 hot policies', () =>
-    recordTlsRptSession(store, { policy: refs.get(domains[g++ % 100]!)!, failure }, now),
+    recordTlsRptSession(store, { policy: refs[g++ % 100]!, failure }, now),
   )
-  const results = [decision, match, recordOk, recordFail, recordFailHot]
-
-  // mailauth (CommonJS, a dev dependency of this repo through mx-connect's tooling)
-  let mailauth: Result | undefined
+  // the worst case: each failure a detail other than the policy's last two (three IPs in turn)
+  const ips = ['198.51.100.7', '198.51.100.8', '198.51.100.9']
+  let h = 0
+  const recordFailNew = best('recordTlsRptSession, failure detail not among the last two', () => {
+    const k = h++
+    return recordTlsRptSession(store, { policy: refs[k % N]!, failure: { ...failure, receivingIp: ips[Math.floor(k / N) % 3]! } }, now)
+  })
+  // two addresses of an MX failing in turn: the previous detail
+  let h2 = 0
+  const recordFailTwo = best('recordTlsRptSession, failure detail alternating between two', () => {
+    const k = h2++
+    return recordTlsRptSession(store, { policy: refs[k % N]!, failure: { ...failure, receivingIp: ips[Math.floor(k / N) & 1]! } }, now)
+  })
   // a baseline from the same run: one Map.get + one Map.set of a counter (what any in-process recorder pays)
   const plain = new Map<string, number>()
   let b = 0
@@ -125,8 +158,8 @@ export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: num
     const k = domains[b++ % N]!
     plain.set(k, (plain.get(k) ?? 0) + 1)
   })
-  results.push(baseline)
-  // The whole per-delivery path of ours: getMtaStsPolicy with a warm memory store, TXT from memory.
+
+  // The whole per-delivery path of ours: getMtaStsPolicy with a warm memory store.
   const txtRecords = new Map(domains.map((d, k) => [`_mta-sts.${d}`, `v=STSv1; id=id${k}`]))
   let ourAddressLookups = 0
   const memResolver = {
@@ -140,65 +173,61 @@ export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: num
   } as unknown as Resolver
   const stsStore = createNodeStore({ maxEntries: 2 * N, now: () => now })
   for (let k = 0; k < N; k++) {
-    const c = cache.get(domains[k]!)!
+    const c = cached[k]!
     stsStore.set(`mta-sts|${domains[k]}`, JSON.stringify({ id: c.id, fetchedAt: c.fetchedAt, lines: c.policy.lines }), c.policy.maxAge)
   }
-  const getOpts = { resolver: memResolver, store: stsStore, now: () => now, refresh: false }
-  let w = 0
+  // our resolver, its cache warmed with the 10,000 TXT answers from an in-process DNS server on loopback
+  const dns = await startDnsServer((q) => {
+    const t = q.type === 'TXT' ? txtRecords.get(q.name) : undefined
+    return t === undefined ? {} : { answers: [{ name: q.name, type: 'TXT', ttl: 3600, data: t }] }
+  })
+  const realResolver = createResolver({ servers: [dns.server], cache: { maxEntries: 2 * N, maxTtl: 3600 } })
+  for (let i = 0; i < N; i += 100) await Promise.all(domains.slice(i, i + 100).map((d) => realResolver.lookup(`_mta-sts.${d}`, 'TXT')))
+  const queriesBefore = dns.queries.length
   const ourHttps = countHttps()
-  let whole: Result
+  let ourCalls = 0
+  let wholeMem: Result
+  let wholeReal: Result
   try {
-    const runWhole = () =>
-      measureAsync(
-        `getMtaStsPolicy (warm memory store) + mtaStsMatchesMx (${N} domains)`,
-        async () => {
-          const k = w++ % N
-          const l = await getMtaStsPolicy(domains[k]!, getOpts)
-          if (l.state !== 'cached' || !mtaStsMatchesMx(l.policy!, mx[k]!)) throw new Error('bench input must match')
-        },
-        300,
-      )
-    whole = await runWhole()
-    for (let k = 0; k < 2; k++) {
-      const s = await runWhole()
-      if (s.usPerOp < whole.usPerOp) whole = s
+    const whole = (resolver: Resolver, name: string): Promise<Result> => {
+      const opts = { resolver, store: stsStore, now: () => now, refresh: false }
+      let w = 0
+      return bestAsync(name, async () => {
+        const k = w++ % N
+        ourCalls++
+        const l = await getMtaStsPolicy(domains[k]!, opts)
+        if (l.state !== 'cached' || !mtaStsMatchesMx(l.policy!, mx[k]!)) throw new Error('bench input must match')
+      })
     }
+    wholeMem = await whole(memResolver, `ours: getMtaStsPolicy + mtaStsMatchesMx, in-memory async resolver (${N} domains)`)
+    wholeReal = await whole(realResolver, `ours: getMtaStsPolicy + mtaStsMatchesMx, createResolver cache (${N} domains)`)
   } finally {
     ourHttps.restore()
+    await dns.close()
   }
-  results.push(whole)
   const ourRequests = ourHttps.count()
-  const ourCalls = w
+  const ourQueries = dns.queries.length - queriesBefore
 
+  let mailauth: Result | undefined
   let mailauthRequests: { calls: number; requests: number } | undefined
   try {
+    // mailauth (CommonJS, a dev dependency of this repo, for this benchmark only)
     const m = require('mailauth/lib/mta-sts.js') as {
       getPolicy(domain: string, known: unknown, opts: unknown): Promise<{ policy: { mode: string; mx?: string[] } }>
       validateMx(mx: string, policy: unknown): { valid: boolean }
     }
     const known = domains.map((d, k) => {
-      const p = cache.get(d)!.policy
+      const p = cached[k]!.policy
       return { id: `id${k}`, mode: p.mode, mx: p.mx, maxAge: p.maxAge } // no `expires`: mailauth's no-fetch ("renewed") path
     })
     const txt = new Map(domains.map((d, k) => [`_mta-sts.${d}`, [[`v=STSv1; id=id${k}`]]]))
     const resolver = async (name: string) => txt.get(name)
     let a = 0
-    const runMailauth = () =>
-      measureAsync(
-        'mailauth getPolicy + validateMx (same cached policy)',
-        async () => {
-          const k = a++ % N
-          const res = await m.getPolicy(domains[k]!, known[k], { resolver })
-          if (!m.validateMx(mx[k]!, res.policy).valid) throw new Error('mailauth: bench input must match')
-        },
-        300,
-      )
-    mailauth = await runMailauth()
-    for (let k = 0; k < 2; k++) {
-      const s = await runMailauth()
-      if (s.usPerOp < mailauth.usPerOp) mailauth = s
-    }
-    results.push(mailauth)
+    mailauth = await bestAsync('mailauth: getPolicy + validateMx (same cached policy, in-memory resolver)', async () => {
+      const k = a++ % N
+      const res = await m.getPolicy(domains[k]!, known[k], { resolver })
+      if (!m.validateMx(mx[k]!, res.policy).valid) throw new Error('mailauth: bench input must match')
+    })
     // mailauth while fresh, given the policy as its own getPolicy returns it (expires in the future)
     const fresh = known.map((p) => ({ ...p, expires: new Date(Date.now() + 86_400_000).toISOString() }))
     const resolverWithA = async (name: string, type: string) => (type === 'A' ? ['192.0.2.1'] : txt.get(name))
@@ -213,19 +242,32 @@ export async function benchMtaSts(): Promise<{ decisionUs: number; recordUs: num
   } catch (e) {
     console.log(`  (mailauth not measured: ${(e as Error).message})`)
   }
+
   console.log('MTA-STS warm-cache decision and TLS-RPT recording')
-  report(results)
+  report([decision, decisionHot, match, wholeMem, wholeReal, ...(mailauth ? [mailauth] : [])])
+  report([recordOk, recordFail, recordFailHot, recordFailTwo, recordFailNew, baseline])
   if (mailauth !== undefined) {
-    console.log(`  mailauth / ours (decision): ${(mailauth.usPerOp / decision.usPerOp).toFixed(1)}x (goal ≥ 100x)`)
-    console.log(`  mailauth / ours (whole per-delivery path, both awaiting a resolver): ${(mailauth.usPerOp / whole.usPerOp).toFixed(1)}x`)
+    const x = mailauth.usPerOp / decision.usPerOp
+    console.log(`  decision: mailauth / ours = ${x.toFixed(1)}x (${N} domains; goal ≥ 100x: ${goal(x >= 100)})`)
+    console.log(`            mailauth / ours over 100 hot domains = ${(mailauth.usPerOp / decisionHot.usPerOp).toFixed(1)}x`)
+    console.log(
+      `  whole warm path: mailauth / ours = ${(mailauth.usPerOp / wholeReal.usPerOp).toFixed(1)}x with createResolver's cache, ` +
+        `${(mailauth.usPerOp / wholeMem.usPerOp).toFixed(1)}x with the same in-memory async resolver as mailauth (goal: faster than mailauth: ` +
+        `${goal(wholeReal.usPerOp < mailauth.usPerOp && wholeMem.usPerOp < mailauth.usPerOp)})`,
+    )
   }
-  console.log(`  HTTPS requests while fresh: ours ${ourRequests} in ${ourCalls} lookups (address lookups ${ourAddressLookups})`)
+  console.log(
+    `  HTTPS requests while fresh: ours ${ourRequests} in ${ourCalls} lookups (address lookups ${ourAddressLookups}, ` +
+      `DNS queries sent ${ourQueries}; goal 0: ${goal(ourRequests === 0)})`,
+  )
   if (mailauthRequests !== undefined)
     console.log(
       `  HTTPS requests while fresh: mailauth ${mailauthRequests.requests} in ${mailauthRequests.calls} getPolicy calls (given its own cached policy with expires in the future)`,
     )
   console.log(
-    `  recording target ≤ 2 µs: success ${recordOk.usPerOp <= 2 ? 'met' : 'NOT met'}, failure ${recordFail.usPerOp <= 2 ? 'met' : 'NOT met'}`,
+    `  recording ≤ 2 µs: success ${goal(recordOk.usPerOp <= 2)}, failure ${goal(recordFail.usPerOp <= 2)}, ` +
+      `failure alternating between two details ${goal(recordFailTwo.usPerOp <= 2)}, ` +
+      `failure detail not among the last two ${goal(recordFailNew.usPerOp <= 2)}`,
   )
   return { decisionUs: decision.usPerOp, recordUs: Math.max(recordOk.usPerOp, recordFail.usPerOp) }
 }

@@ -5,7 +5,7 @@
 import { coded } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
 import type { TraceStep } from '../policy/trace.js'
-import type { MtaStsPolicy } from './policy.js'
+import { FRESH_CELL, type FreshCell, type MtaStsPolicy } from './policy.js'
 
 /** A policy in the cache, with the TXT `id` it was fetched under. @public */
 export interface CachedMtaStsPolicy {
@@ -74,6 +74,9 @@ function bad(message: string): never {
  * | none or expired | found | yes | `none` (§3.3: continue as if there were no MTA-STS) |
  * | none or expired | absent / failed | - | `none` |
  *
+ * A `fresh` decision is frozen and shared by all calls for the same cached entry (the warm path
+ * allocates nothing); treat every decision as read-only.
+ *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for malformed input.
  * @public
  */
@@ -107,10 +110,9 @@ function decideMtaStsCacheChecked(input: MtaStsCacheInput): MtaStsCacheDecision 
     if (typeof maxAge !== 'number' || !Number.isFinite(maxAge)) bad('cached.policy.maxAge must be a number')
     expiresAt = cached.fetchedAt + maxAge * 1000 // RFC 8461 §3.2 max_age
   }
-  const trace: TraceStep[] = []
-
   if (cached === undefined || now >= expiresAt) {
     const discard = cached !== undefined
+    const trace: TraceStep[] = []
     trace.push({ rule: discard ? 'cached policy expired → discarded' : 'no cached policy', ref: 'RFC 8461 §3.2 max_age' })
     if (txt.status !== 'found') {
       trace.push({ rule: `TXT ${txt.status} → no MTA-STS`, ref: 'RFC 8461 §3.1' })
@@ -125,6 +127,7 @@ function decideMtaStsCacheChecked(input: MtaStsCacheInput): MtaStsCacheDecision 
   }
 
   const policy = cached.policy
+  const trace: TraceStep[] = [] // not on the fresh path below: it returns a shared decision
   if (fetchFailed) {
     trace.push({ rule: 'fetch failed → keep the unexpired cached policy', ref: 'RFC 8461 §3.3' })
     return { action: 'use', policy, reason: 'fetch-failed', refresh: false, expiresAt, discard: false, trace }
@@ -144,6 +147,38 @@ function decideMtaStsCacheChecked(input: MtaStsCacheInput): MtaStsCacheDecision 
   // Proactive refresh inside [expiry - 2·ahead, expiry - ahead], placed by the caller's jitter (RFC 8461 §10.2
   // suggests refreshing before a cached policy expires, so an attacker must block every refresh).
   const refresh = now >= expiresAt - ahead * 1000 * (1 + jitter)
-  trace.push(refresh ? FRESH_REFRESH : FRESH) // shared constant steps: the warm path allocates little
-  return { action: 'use', policy, reason: 'fresh', refresh, expiresAt, discard: false, trace }
+  // The warm path allocates nothing: the two possible fresh decisions for this policy and expiry are
+  // built once, frozen, and kept in a cell that parseMtaStsPolicy attached to the policy (one property
+  // load; a WeakMap lookup cost more than the allocation it saved). Rebuilt when the expiry differs.
+  const cell = (policy as { [FRESH_CELL]?: FreshCell })[FRESH_CELL]
+  if (cell !== undefined) {
+    if (cell.expiresAt !== expiresAt) {
+      cell.use = freshDecision(policy, expiresAt, false)
+      cell.refresh = freshDecision(policy, expiresAt, true)
+      cell.expiresAt = expiresAt
+    }
+    return (refresh ? cell.refresh : cell.use) as FreshDecision
+  }
+  return freshDecision(policy, expiresAt, refresh)
+}
+
+type FreshDecision = Extract<MtaStsCacheDecision, { action: 'use' }>
+const FRESH_TRACE: readonly TraceStep[] = Object.freeze([FRESH])
+const FRESH_REFRESH_TRACE: readonly TraceStep[] = Object.freeze([FRESH_REFRESH])
+
+function freshDecision(policy: MtaStsPolicy, expiresAt: number, refresh: boolean): FreshDecision {
+  const trace = (refresh ? FRESH_REFRESH_TRACE : FRESH_TRACE) as TraceStep[]
+  return Object.freeze({ action: 'use', policy, reason: 'fresh', refresh, expiresAt, discard: false, trace })
+}
+
+/**
+ * Internal (getMtaStsPolicy's warm path): the time before which {@link decideMtaStsCache} decides `use`,
+ * `fresh`, `refresh: false` for `cached` whatever the jitter, given a TXT `id` equal to `cached.id`, no
+ * fetch failure and the default refresh window: the start of the refresh window at the largest jitter
+ * (rounding is monotonic, so `ahead·1000·(1 + jitter)` never exceeds `ahead·1000·2`), never after expiry.
+ */
+export function mtaStsFreshUntil(cached: CachedMtaStsPolicy): number {
+  const maxAge = cached.policy.maxAge
+  const ahead = Math.min(86400, maxAge / 10)
+  return cached.fetchedAt + maxAge * 1000 - ahead * 1000 * 2
 }

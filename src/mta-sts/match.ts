@@ -51,12 +51,19 @@ function matchNormalized(patterns: readonly string[], host: string): string | un
     const p = patterns[i]!
     if (p.charCodeAt(0) !== 0x2a) {
       if (host === p) return p
-      // RFC 8461 §4.1: "*.example.com" stands for exactly one label before ".example.com".
-    } else if (dot > 0 && host.length - dot + 1 === p.length && p.endsWith(host.slice(dot)) && plainLabel(host, dot)) {
+      // RFC 8461 §4.1: "*.example.com" stands for exactly one label before ".example.com": the host's
+      // first dot starts the pattern's ".example.com", and what precedes it is one plain label.
+    } else if (dot > 0 && host.length - dot === p.length - 1 && sameFrom(host, dot, p, 1) && plainLabel(host, dot)) {
       return p
     }
   }
   return undefined
+}
+
+/** `host.slice(h) === pattern.slice(p)`, lengths already equal, without slicing (no allocation). */
+function sameFrom(host: string, h: number, pattern: string, p: number): boolean {
+  for (let n = pattern.length - p, k = 0; k < n; k++) if (host.charCodeAt(h + k) !== pattern.charCodeAt(p + k)) return false
+  return true
 }
 
 /** `host[0, end)` is one lower-case LDH label. */

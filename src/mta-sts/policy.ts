@@ -48,6 +48,15 @@ export function normalizeMxPattern(value: string): string | undefined {
   return wild ? `*.${name}` : name
 }
 
+/**
+ * The same text as one flat string: a pattern built by concatenation is a rope (a V8 cons string) that
+ * every character read on the warm path would walk (issue 13: the wildcard comparison was the hottest
+ * line of a decision). Joining the characters builds a sequential string; done once per parse.
+ */
+function flatString(s: string): string {
+  return s.split('').join('')
+}
+
 const VCHAR_LINE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/ // RFC 8461 §3.2 sts-policy-vchar, SP and HTAB
 
 /**
@@ -115,7 +124,7 @@ export function parseMtaStsPolicy(text: string): MtaStsPolicy {
       case 'mx': {
         const p = normalizeMxPattern(value)
         if (p === undefined) syntax(`invalid mx pattern ${JSON.stringify(value)}`, n)
-        if (!mx.includes(p)) mx.push(p)
+        if (!mx.includes(p)) mx.push(flatString(p))
         break
       }
       default:
@@ -130,7 +139,23 @@ export function parseMtaStsPolicy(text: string): MtaStsPolicy {
   // Normalised and frozen: mtaStsMatchesMx then compares the patterns as they are (see MX_NORMALIZED).
   Object.defineProperty(mx, MX_NORMALIZED, { value: true })
   Object.freeze(mx)
-  return { version: 'STSv1', mode, maxAge, mx, extensions, lines }
+  const policy: MtaStsPolicy = { version: 'STSv1', mode, maxAge, mx, extensions, lines }
+  // decideMtaStsCache keeps this policy's shared fresh decisions here (issue 13: no allocation per decision).
+  Object.defineProperty(policy, FRESH_CELL, { value: { expiresAt: NaN, use: undefined, refresh: undefined } satisfies FreshCell })
+  return policy
+}
+
+/**
+ * A mutable cell, non-enumerable on each policy from parseMtaStsPolicy, where decideMtaStsCache keeps
+ * the two frozen `fresh` decisions for the policy's current expiry.
+ */
+export const FRESH_CELL: unique symbol = Symbol('mta-sts fresh decisions')
+/** See {@link FRESH_CELL}. */
+export interface FreshCell {
+  /** The expiry the decisions were built for; `NaN` before the first. */
+  expiresAt: number
+  use: unknown
+  refresh: unknown
 }
 
 /** Format a policy as a file body, one `key: value` per line, CRLF-free, ending in LF. @public */

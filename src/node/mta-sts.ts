@@ -11,7 +11,13 @@ import type { LookupAddress } from 'node:dns'
 import { coded, describeValue, invalidArgument, readOptions } from '../args.js'
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
 import type { DnsAnswer } from '../dns/types.js'
-import { decideMtaStsCache, type CachedMtaStsPolicy, type MtaStsCacheDecision, type MtaStsTxtState } from '../mta-sts/cache.js'
+import {
+  decideMtaStsCache,
+  mtaStsFreshUntil,
+  type CachedMtaStsPolicy,
+  type MtaStsCacheDecision,
+  type MtaStsTxtState,
+} from '../mta-sts/cache.js'
 import { parseMtaStsPolicy, type MtaStsPolicy } from '../mta-sts/policy.js'
 import { parseMtaStsRecord, type MtaStsRecord } from '../mta-sts/record.js'
 import type { TraceStep } from '../policy/trace.js'
@@ -19,6 +25,7 @@ import type { PolicyStore } from '../store/types.js'
 import { parseTlsRptRecord, type TlsRptRecord } from '../tlsrpt/record.js'
 import { normalizeDnsName } from '../x509/names.js'
 import { createResolver, type Resolver } from './resolver/index.js'
+import { PEEK_CACHED, resolverCacheKey, type PeekCached } from './resolver/resolver.js'
 
 /** RFC 8461 §3.3 (and mox, Postfix's mta-sts-resolver): a policy body larger than this is refused. */
 export const MTA_STS_MAX_POLICY_BYTES = 64 * 1024
@@ -133,7 +140,10 @@ interface FetchSettings {
 }
 
 function readFetchOptions(opts: unknown, what: string): FetchSettings {
-  const o = readOptions(opts, what, ['resolver', 'signal', 'timeoutMs', 'ca', 'allowPrivateAddresses', 'port'])
+  return fetchSettings(readOptions(opts, what, ['resolver', 'signal', 'timeoutMs', 'ca', 'allowPrivateAddresses', 'port']), what)
+}
+
+function fetchSettings(o: Partial<Record<keyof MtaStsFetchOptions, unknown>>, what: string): FetchSettings {
   const s: FetchSettings = { resolver: undefined as never, timeoutMs: DEFAULT_TIMEOUT_MS, allowPrivate: false, port: 443 }
   if (o.resolver !== undefined) {
     if (typeof o.resolver !== 'object' || o.resolver === null || typeof (o.resolver as Resolver).lookup !== 'function') {
@@ -397,7 +407,7 @@ type StoreEntry = { cached?: CachedMtaStsPolicy; failed?: FetchFailure }
 const NO_ENTRY: StoreEntry = Object.freeze({})
 
 /** The store entry: at once from a synchronous store (the memory store), else a promise that never rejects. */
-function storeGet(store: PolicyStore | undefined, key: string): StoreEntry | Promise<StoreEntry> {
+function storeGet(store: PolicyStore | undefined, key: string, m?: DomainMemo): StoreEntry | Promise<StoreEntry> {
   if (store === undefined) return NO_ENTRY
   let v: string | undefined | PromiseLike<string | undefined>
   try {
@@ -416,7 +426,13 @@ function storeGet(store: PolicyStore | undefined, key: string): StoreEntry | Pro
       },
     )
   }
-  return storeEntry(key, v as string | undefined)
+  if (m !== undefined && v === m.raw && v !== undefined) return m.entry! // the text seen last time for this domain
+  const entry = storeEntry(key, v as string | undefined)
+  if (m !== undefined && typeof v === 'string' && entry !== NO_ENTRY) {
+    m.raw = v
+    m.entry = entry
+  }
+  return entry
 }
 
 function storeEntry(key: string, raw: string | undefined): StoreEntry {
@@ -495,8 +511,12 @@ async function storeDelete(store: PolicyStore | undefined, key: string): Promise
 type TxtLookup = { txt: MtaStsTxtState; record?: MtaStsRecord; error?: SmtpTlsError }
 const parsedRecords = new Map<string, TxtLookup>()
 
-async function lookupTxt(domain: string, s: FetchSettings): Promise<TxtLookup> {
-  const ans: DnsAnswer<'TXT'> = await s.resolver.lookup(`_mta-sts.${domain}`, 'TXT', s.signal ? { signal: s.signal } : {})
+function lookupTxt(m: DomainMemo, s: FetchSettings): Promise<TxtLookup> {
+  return s.resolver.lookup(`_mta-sts.${m.domain}`, 'TXT', s.signal ? { signal: s.signal } : {}).then((ans) => memoTxt(m, ans))
+}
+
+/** The `_mta-sts` TXT answer as the cache decision sees it (RFC 8461 §3.1); records parsed once per text. */
+function txtOf(domain: string, ans: DnsAnswer<'TXT'>): TxtLookup {
   if (ans.status === 'nxdomain' || ans.status === 'nodata') return { txt: { status: 'absent' } }
   if (ans.status !== 'secure' && ans.status !== 'insecure') {
     const f = ans.error
@@ -532,6 +552,85 @@ async function lookupTxt(domain: string, s: FetchSettings): Promise<TxtLookup> {
 }
 
 /**
+ * What a warm lookup of one domain needs again and again (issue 13), derived once per domain name as
+ * given: the normalised domain, the store key, the resolver's cache key, and the last TXT answer, store
+ * entry and cached result seen, each reused only while the input it came from is the same object.
+ * Bounded: cleared when full. Nothing here can change a result: each memo is checked against its input.
+ */
+interface DomainMemo {
+  domain: string
+  prefix: string | undefined
+  key: string
+  /** The resolver's cache key of `_mta-sts.<domain>` TXT. */
+  txtKey: string
+  txtAnswer: DnsAnswer | undefined
+  /** The single TXT string last seen (a resolver that builds a new answer each time may return the same string). */
+  txtRecord: string | undefined
+  txt: TxtLookup | undefined
+  /** The store entry text last seen, and what it parsed to. */
+  raw: string | undefined
+  entry: StoreEntry | undefined
+  /** The frozen `cached` result, the inputs it was made from, and it already resolved. */
+  warmTxt: TxtLookup | undefined
+  warmEntry: StoreEntry | undefined
+  warmDecision: MtaStsCacheDecision | undefined
+  warmValue: MtaStsLookup | undefined
+  warmPromise: Promise<MtaStsLookup> | undefined
+  /** Before this time, the same TXT answer and store entry decide the same (see mtaStsFreshUntil); else -Infinity. */
+  warmUntil: number
+}
+const domainMemos = new Map<string, DomainMemo>()
+
+function domainMemo(domain: string): DomainMemo {
+  const hit = typeof domain === 'string' ? domainMemos.get(domain) : undefined
+  if (hit !== undefined) return hit
+  const d = checkDomain(domain)
+  const m: DomainMemo = {
+    domain: d,
+    prefix: undefined,
+    key: '',
+    txtKey: resolverCacheKey(`_mta-sts.${d}`, 'TXT').split('').join(''), // flat, as key above
+    txtAnswer: undefined,
+    txtRecord: undefined,
+    txt: undefined,
+    raw: undefined,
+    entry: undefined,
+    warmTxt: undefined,
+    warmEntry: undefined,
+    warmDecision: undefined,
+    warmValue: undefined,
+    warmPromise: undefined,
+    warmUntil: -Infinity,
+  }
+  if (domainMemos.size >= MAX_PARSED_ENTRIES) domainMemos.clear()
+  domainMemos.set(domain, m)
+  return m
+}
+
+/** The TXT answer at once when the resolver holds it fresh in its cache (our createResolver), else `undefined`. */
+function peekTxt(m: DomainMemo, s: FetchSettings): TxtLookup | undefined {
+  const peek = (s.resolver as { [PEEK_CACHED]?: PeekCached })[PEEK_CACHED]
+  if (peek === undefined || s.signal?.aborted) return undefined
+  const ans = peek(m.txtKey) as DnsAnswer<'TXT'> | undefined
+  if (ans === undefined) return undefined
+  if (ans === m.txtAnswer) return m.txt!
+  const t = memoTxt(m, ans)
+  m.txtAnswer = ans
+  return t
+}
+
+/** {@link txtOf}, reusing the domain's last result when the answer is the same single TXT string. */
+function memoTxt(m: DomainMemo, ans: DnsAnswer<'TXT'>): TxtLookup {
+  const one = (ans.status === 'secure' || ans.status === 'insecure') && ans.records.length === 1 ? ans.records[0] : undefined
+  if (one !== undefined && one === m.txtRecord) return m.txt!
+  const t = txtOf(m.domain, ans)
+  m.txtAnswer = undefined
+  m.txtRecord = one
+  m.txt = t
+  return t
+}
+
+/**
  * The MTA-STS policy in force for `domain` (RFC 8461 §3.3): look up `_mta-sts.<domain>`, then use the
  * cached policy while its `id` is unchanged and it has not expired (no HTTPS request), fetch when
  * nothing is cached, it expired or the `id` changed, keep the unexpired cached policy when the fetch
@@ -541,54 +640,184 @@ async function lookupTxt(domain: string, s: FetchSettings): Promise<TxtLookup> {
  * it rejects only with `ERR_INVALID_ARGUMENT` or `ERR_ABORTED`.
  * @public
  */
-export async function getMtaStsPolicy(domain: string, opts?: GetMtaStsPolicyOptions): Promise<MtaStsLookup> {
-  let d: string
-  let s: FetchSettings
-  let g: Settings
+export function getMtaStsPolicy(domain: string, opts?: GetMtaStsPolicyOptions): Promise<MtaStsLookup> {
+  let m: DomainMemo
+  let o: { s: FetchSettings; g: Settings }
   try {
-    d = checkDomain(domain)
-    s = readFetchOptions(opts, 'getMtaStsPolicy options')
-    const o = readOptions(opts, 'getMtaStsPolicy options', ['store', 'keyPrefix', 'now', 'random', 'refresh', 'retryAfterFailureSeconds'])
-    g = { prefix: 'mta-sts|', now: Date.now, random: Math.random, refresh: true, retryAfter: 300 }
-    if (o.retryAfterFailureSeconds !== undefined) {
-      const r = o.retryAfterFailureSeconds
-      if (typeof r !== 'number' || !(r >= 0) || !Number.isFinite(r))
-        bad('getMtaStsPolicy options.retryAfterFailureSeconds must be a non-negative number')
-      g.retryAfter = r
-    }
-    if (o.store !== undefined) {
-      const st = o.store as PolicyStore
-      if (
-        typeof st !== 'object' ||
-        st === null ||
-        typeof st.get !== 'function' ||
-        typeof st.set !== 'function' ||
-        typeof st.delete !== 'function'
-      ) {
-        bad('getMtaStsPolicy options.store must be a PolicyStore')
-      }
-      g.store = st
-    }
-    if (o.keyPrefix !== undefined) {
-      if (typeof o.keyPrefix !== 'string') bad('getMtaStsPolicy options.keyPrefix must be a string')
-      g.prefix = o.keyPrefix
-    }
-    if (o.now !== undefined) {
-      if (typeof o.now !== 'function') bad('getMtaStsPolicy options.now must be a function')
-      g.now = o.now as () => number
-    }
-    if (o.random !== undefined) {
-      if (typeof o.random !== 'function') bad('getMtaStsPolicy options.random must be a function')
-      g.random = o.random as () => number
-    }
-    if (o.refresh !== undefined) {
-      if (typeof o.refresh !== 'boolean') bad('getMtaStsPolicy options.refresh must be a boolean')
-      g.refresh = o.refresh
-    }
+    m = domainMemo(domain)
+    o = readGetOptions(opts)
   } catch (e) {
-    throw coded(e, 'getMtaStsPolicy')
+    return Promise.reject(coded(e, 'getMtaStsPolicy'))
   }
-  return getChecked(d, s, g)
+  try {
+    return getChecked(m, o.s, o.g)
+  } catch (e) {
+    return Promise.reject(e as Error)
+  }
+}
+
+const GET_WHAT = 'getMtaStsPolicy options'
+
+/** The last options read, with what was made of them: reused while every option is the same value. */
+interface ReadGetOptions {
+  resolver: unknown
+  signal: unknown
+  timeoutMs: unknown
+  ca: unknown
+  allowPrivateAddresses: unknown
+  port: unknown
+  store: unknown
+  keyPrefix: unknown
+  now: unknown
+  random: unknown
+  refresh: unknown
+  retryAfterFailureSeconds: unknown
+  s: FetchSettings
+  g: Settings
+}
+let lastGetOptions: ReadGetOptions | undefined
+
+/**
+ * The options of getMtaStsPolicy, each read once (in the order of before: the fetch options first). When
+ * every value is the one of the previous call, the settings made then are reused (the signal may differ);
+ * otherwise they are validated as new. Without a resolver each call makes its own, as before.
+ */
+function readGetOptions(opts: unknown): { s: FetchSettings; g: Settings } {
+  if (typeof opts !== 'object' || opts === null) return settingsOf(readOptions(opts, GET_WHAT, GET_KEYS))
+  const o = opts as Record<(typeof GET_KEYS)[number], unknown>
+  // Each option read once, into locals (nothing allocated when the settings are reused).
+  let resolver,
+    signal,
+    timeoutMs,
+    ca,
+    allowPrivateAddresses,
+    port,
+    store,
+    keyPrefix,
+    now,
+    random,
+    refresh,
+    retryAfterFailureSeconds: unknown
+  try {
+    resolver = o.resolver
+    signal = o.signal
+    timeoutMs = o.timeoutMs
+    ca = o.ca
+    allowPrivateAddresses = o.allowPrivateAddresses
+    port = o.port
+    store = o.store
+    keyPrefix = o.keyPrefix
+    now = o.now
+    random = o.random
+    refresh = o.refresh
+    retryAfterFailureSeconds = o.retryAfterFailureSeconds
+  } catch (e) {
+    throw coded(e, GET_WHAT)
+  }
+  const last = lastGetOptions
+  if (
+    last !== undefined &&
+    resolver !== undefined &&
+    resolver === last.resolver &&
+    timeoutMs === last.timeoutMs &&
+    ca === last.ca &&
+    !Array.isArray(ca) && // a list may have changed inside: validated again below
+    allowPrivateAddresses === last.allowPrivateAddresses &&
+    port === last.port &&
+    store === last.store &&
+    keyPrefix === last.keyPrefix &&
+    now === last.now &&
+    random === last.random &&
+    refresh === last.refresh &&
+    retryAfterFailureSeconds === last.retryAfterFailureSeconds &&
+    typeof (resolver as Resolver).lookup === 'function' &&
+    (store === undefined || isPolicyStore(store))
+  ) {
+    if (signal === last.signal) return last
+    if (signal !== undefined && !(signal instanceof AbortSignal)) bad(`${GET_WHAT}.signal must be an AbortSignal`)
+    // built field by field (no spread, no delete: the object keeps a fast shape)
+    const l = last.s
+    const s: FetchSettings = { resolver: l.resolver, timeoutMs: l.timeoutMs, allowPrivate: l.allowPrivate, port: l.port }
+    if (l.ca !== undefined) s.ca = l.ca
+    if (signal !== undefined) s.signal = signal
+    return { s, g: last.g }
+  }
+  const v = {
+    resolver,
+    signal,
+    timeoutMs,
+    ca,
+    allowPrivateAddresses,
+    port,
+    store,
+    keyPrefix,
+    now,
+    random,
+    refresh,
+    retryAfterFailureSeconds,
+  }
+  const snapshot: Partial<Record<(typeof GET_KEYS)[number], unknown>> = {}
+  for (const k of GET_KEYS) if (v[k] !== undefined) snapshot[k] = v[k]
+  const r = settingsOf(snapshot)
+  if (v.resolver !== undefined) lastGetOptions = { ...v, s: r.s, g: r.g }
+  return r
+}
+
+const GET_KEYS = [
+  'resolver',
+  'signal',
+  'timeoutMs',
+  'ca',
+  'allowPrivateAddresses',
+  'port',
+  'store',
+  'keyPrefix',
+  'now',
+  'random',
+  'refresh',
+  'retryAfterFailureSeconds',
+] as const
+
+function isPolicyStore(st: unknown): st is PolicyStore {
+  return (
+    typeof st === 'object' &&
+    st !== null &&
+    typeof (st as PolicyStore).get === 'function' &&
+    typeof (st as PolicyStore).set === 'function' &&
+    typeof (st as PolicyStore).delete === 'function'
+  )
+}
+
+function settingsOf(o: Partial<Record<(typeof GET_KEYS)[number], unknown>>): { s: FetchSettings; g: Settings } {
+  const s = fetchSettings(o, GET_WHAT)
+  const g: Settings = { prefix: 'mta-sts|', now: Date.now, random: Math.random, refresh: true, retryAfter: 300 }
+  if (o.retryAfterFailureSeconds !== undefined) {
+    const r = o.retryAfterFailureSeconds
+    if (typeof r !== 'number' || !(r >= 0) || !Number.isFinite(r))
+      bad('getMtaStsPolicy options.retryAfterFailureSeconds must be a non-negative number')
+    g.retryAfter = r
+  }
+  if (o.store !== undefined) {
+    if (!isPolicyStore(o.store)) bad('getMtaStsPolicy options.store must be a PolicyStore')
+    g.store = o.store
+  }
+  if (o.keyPrefix !== undefined) {
+    if (typeof o.keyPrefix !== 'string') bad('getMtaStsPolicy options.keyPrefix must be a string')
+    g.prefix = o.keyPrefix
+  }
+  if (o.now !== undefined) {
+    if (typeof o.now !== 'function') bad('getMtaStsPolicy options.now must be a function')
+    g.now = o.now as () => number
+  }
+  if (o.random !== undefined) {
+    if (typeof o.random !== 'function') bad('getMtaStsPolicy options.random must be a function')
+    g.random = o.random as () => number
+  }
+  if (o.refresh !== undefined) {
+    if (typeof o.refresh !== 'boolean') bad('getMtaStsPolicy options.refresh must be a boolean')
+    g.refresh = o.refresh
+  }
+  return { s, g }
 }
 
 function clockOf(f: () => number): number {
@@ -654,14 +883,91 @@ async function rememberFailure(
   }
 }
 
-async function getChecked(domain: string, s: FetchSettings, g: Settings): Promise<MtaStsLookup> {
-  const key = g.prefix + domain
+/**
+ * The lookup of `m.domain`. Warm (issue 13): when the resolver has the TXT answer in its cache and the
+ * store answers synchronously (the memory store), the decision is made at once, and a fresh cached
+ * policy comes back as an already resolved, frozen result shared between calls: no turn of the event
+ * loop, nothing allocated. Otherwise the same steps after the TXT lookup (and an asynchronous store).
+ * May throw (the caller turns it into a rejection).
+ */
+function getChecked(m: DomainMemo, s: FetchSettings, g: Settings): Promise<MtaStsLookup> {
+  if (m.prefix !== g.prefix) {
+    m.key = (g.prefix + m.domain).split('').join('') // flat, not a rope: compared with the store's key on every lookup
+    m.prefix = g.prefix
+  }
+  const key = m.key
   // the store read and the TXT lookup at once; a synchronous store costs no extra turn of the loop
-  const pending = storeGet(g.store, key)
-  const t = await lookupTxt(domain, s)
-  const entry = pending instanceof Promise ? await pending : pending
-  const cached = entry.cached
+  const pending = storeGet(g.store, key, m)
+  const t = peekTxt(m, s)
+  if (t !== undefined && !(pending instanceof Promise)) {
+    const now = clockOf(g.now)
+    const jitter = jitterOf(g.random)
+    // The same TXT answer and store entry as the shared result was made from, inside the window where
+    // decideMtaStsCache decides the same for any jitter: that result, without deciding again.
+    if (t === m.warmTxt && pending === m.warmEntry && now < m.warmUntil) return m.warmPromise!
+    const r = decide(m, s, g, t, pending, now, jitter)
+    return r === m.warmValue ? m.warmPromise! : (r as Promise<MtaStsLookup>)
+  }
+  return lookupTxt(m, s).then((t2) =>
+    pending instanceof Promise ? pending.then((e) => decideLater(m, s, g, t2, e)) : decideLater(m, s, g, t2, pending),
+  )
+}
+
+function decideLater(m: DomainMemo, s: FetchSettings, g: Settings, t: TxtLookup, entry: StoreEntry): MtaStsLookup | Promise<MtaStsLookup> {
   if (s.signal?.aborted) throw abortedError(s.signal)
+  return decide(m, s, g, t, entry, clockOf(g.now), jitterOf(g.random))
+}
+
+/** Decide; a fresh cached policy is answered at once with the domain's shared frozen result, anything else goes on in {@link proceed}. */
+function decide(
+  m: DomainMemo,
+  s: FetchSettings,
+  g: Settings,
+  t: TxtLookup,
+  entry: StoreEntry,
+  now: number,
+  jitter: number,
+): MtaStsLookup | Promise<MtaStsLookup> {
+  const cached = entry.cached
+  const d = decideMtaStsCache({ now, cached, txt: t.txt, jitter })
+  if (d.action === 'use' && d.reason === 'fresh' && !(d.refresh && g.refresh)) {
+    if (m.warmTxt === t && m.warmEntry === entry && m.warmDecision === d) return m.warmValue!
+    const value: MtaStsLookup = {
+      domain: m.domain,
+      txt: t.txt,
+      policy: d.policy,
+      state: 'cached',
+      decision: d.reason,
+      fetchedAt: cached!.fetchedAt,
+      expiresAt: d.expiresAt,
+      trace: d.trace,
+    }
+    if (t.record) value.record = t.record
+    if (t.error) value.error = t.error
+    Object.freeze(value)
+    m.warmTxt = t
+    m.warmEntry = entry
+    m.warmDecision = d
+    m.warmValue = value
+    m.warmPromise = Promise.resolve(value)
+    m.warmUntil = d.refresh ? -Infinity : mtaStsFreshUntil(cached!)
+    return value
+  }
+  return proceed(m.domain, s, g, m.key, t, entry, now, d)
+}
+
+/** Everything after the first decision but the fresh case: discard, fetch, fetch failures, refresh. */
+async function proceed(
+  domain: string,
+  s: FetchSettings,
+  g: Settings,
+  key: string,
+  t: TxtLookup,
+  entry: StoreEntry,
+  now: number,
+  first: MtaStsCacheDecision,
+): Promise<MtaStsLookup> {
+  const cached = entry.cached
   // Result objects are built field by field: object spread here cost three times the rest of a warm
   // lookup (V8's CloneObjectIC goes megamorphic on these shapes; issue 13 bench).
   const base = (o: MtaStsLookup): MtaStsLookup => {
@@ -669,8 +975,7 @@ async function getChecked(domain: string, s: FetchSettings, g: Settings): Promis
     if (error) o.error = error
     return o
   }
-  const now = clockOf(g.now)
-  let d = decideMtaStsCache({ now, cached, txt: t.txt, jitter: jitterOf(g.random) })
+  let d = first
   if (d.discard) await storeDelete(g.store, key)
   let fetched: { policy: MtaStsPolicy; fetchedAt: number } | undefined
   let error = t.error

@@ -85,10 +85,36 @@ export function utcDay(now: number): string {
 }
 
 const hashes = new WeakMap<TlsRptPolicyRef, string>()
-const bases = new WeakMap<
-  TlsRptPolicyRef,
-  { day: string; prefix: string; domain: string; type: string; base: string; ok: string; failures: Map<string, string> }
->()
+/**
+ * Per policy object: the day's key base and success key, the failure keys seen, and the failure detail
+ * last recorded (its fields as given) with its key, kept flat in the one object (issue 13).
+ */
+interface PolicyMemo {
+  day: string
+  prefix: string
+  domain: string
+  type: string
+  base: string
+  ok: string
+  failures: Map<string, string>
+  /** `undefined` until a failure is recorded */
+  lastKey: string | undefined
+  lastResultType: string | undefined
+  lastSendingMtaIp: string | undefined
+  lastReceivingMxHostname: string | undefined
+  lastReceivingMxHelo: string | undefined
+  lastReceivingIp: string | undefined
+  lastFailureReasonCode: string | undefined
+  /** The detail before the last one (two MX addresses failing in turn hit one of the two). */
+  prevKey: string | undefined
+  prevResultType: string | undefined
+  prevSendingMtaIp: string | undefined
+  prevReceivingMxHostname: string | undefined
+  prevReceivingMxHelo: string | undefined
+  prevReceivingIp: string | undefined
+  prevFailureReasonCode: string | undefined
+}
+const bases = new WeakMap<TlsRptPolicyRef, PolicyMemo>()
 const MAX_MEMO_FAILURES = 64
 
 /** FNV-1a over the policy's strings and MX hosts, two 32-bit lanes: a short stable id within one domain and day. */
@@ -178,7 +204,29 @@ function recordTlsRptSessionChecked(
   let memo = bases.get(policy)
   if (memo === undefined || memo.day !== day || memo.prefix !== prefix || memo.domain !== policy.domain || memo.type !== policy.type) {
     const base = `${prefix}${day}|${esc(policy.domain.toLowerCase())}|${policy.type}|${hash}|`
-    memo = { day, prefix, domain: policy.domain, type: policy.type, base, ok: base + 's', failures: new Map() }
+    memo = {
+      day,
+      prefix,
+      domain: policy.domain,
+      type: policy.type,
+      base,
+      ok: base + 's',
+      failures: new Map(),
+      lastKey: undefined,
+      lastResultType: undefined,
+      lastSendingMtaIp: undefined,
+      lastReceivingMxHostname: undefined,
+      lastReceivingMxHelo: undefined,
+      lastReceivingIp: undefined,
+      lastFailureReasonCode: undefined,
+      prevKey: undefined,
+      prevResultType: undefined,
+      prevSendingMtaIp: undefined,
+      prevReceivingMxHostname: undefined,
+      prevReceivingMxHelo: undefined,
+      prevReceivingIp: undefined,
+      prevFailureReasonCode: undefined,
+    }
     bases.set(policy, memo)
   }
   const base = memo.base
@@ -187,23 +235,85 @@ function recordTlsRptSessionChecked(
   if (f === undefined) {
     key = memo.ok
   } else {
-    if (typeof f !== 'object' || f === null || !isTlsRptResultType(f.resultType))
-      bad('failure.resultType must be an RFC 8460 §4.3 result type')
-    const detail = `${f.resultType}|${esc(f.sendingMtaIp)}|${esc(f.receivingMxHostname)}|${esc(f.receivingMxHelo)}|${esc(f.receivingIp)}|${esc(f.failureReasonCode)}`
-    // Reuse the full key string of a detail seen before (its hash is then cached): a lookup in this
-    // policy's small map is cheaper than hashing a fresh long key in a large store.
-    let full = memo.failures.get(detail)
-    if (full === undefined) {
-      if (memo.failures.size >= MAX_MEMO_FAILURES) memo.failures.clear()
-      full = `${base}f|${detail}`
-      memo.failures.set(detail, full)
+    if (typeof f !== 'object' || f === null) bad('failure.resultType must be an RFC 8460 §4.3 result type')
+    // The same detail as the policy's last or previous failure (a failing MX fails the same way again
+    // and again, or two of its addresses in turn): its key at once, without building and hashing the
+    // detail string (issue 13: ≤ 2 µs per result).
+    const resultType = f.resultType
+    const sendingMtaIp = f.sendingMtaIp
+    const receivingMxHostname = f.receivingMxHostname
+    const receivingMxHelo = f.receivingMxHelo
+    const receivingIp = f.receivingIp
+    const failureReasonCode = f.failureReasonCode
+    if (
+      memo.lastKey !== undefined &&
+      resultType === memo.lastResultType &&
+      sendingMtaIp === memo.lastSendingMtaIp &&
+      receivingMxHostname === memo.lastReceivingMxHostname &&
+      receivingMxHelo === memo.lastReceivingMxHelo &&
+      receivingIp === memo.lastReceivingIp &&
+      failureReasonCode === memo.lastFailureReasonCode
+    ) {
+      key = memo.lastKey
+    } else {
+      if (
+        memo.prevKey !== undefined &&
+        resultType === memo.prevResultType &&
+        sendingMtaIp === memo.prevSendingMtaIp &&
+        receivingMxHostname === memo.prevReceivingMxHostname &&
+        receivingMxHelo === memo.prevReceivingMxHelo &&
+        receivingIp === memo.prevReceivingIp &&
+        failureReasonCode === memo.prevFailureReasonCode
+      ) {
+        key = memo.prevKey
+      } else {
+        if (!isTlsRptResultType(resultType)) bad('failure.resultType must be an RFC 8460 §4.3 result type')
+        key = failureKey(memo, base, resultType, sendingMtaIp, receivingMxHostname, receivingMxHelo, receivingIp, failureReasonCode)
+      }
+      // the last detail becomes the previous one, this one the last
+      memo.prevKey = memo.lastKey
+      memo.prevResultType = memo.lastResultType
+      memo.prevSendingMtaIp = memo.lastSendingMtaIp
+      memo.prevReceivingMxHostname = memo.lastReceivingMxHostname
+      memo.prevReceivingMxHelo = memo.lastReceivingMxHelo
+      memo.prevReceivingIp = memo.lastReceivingIp
+      memo.prevFailureReasonCode = memo.lastFailureReasonCode
+      memo.lastKey = key
+      memo.lastResultType = resultType
+      memo.lastSendingMtaIp = sendingMtaIp
+      memo.lastReceivingMxHostname = receivingMxHostname
+      memo.lastReceivingMxHelo = receivingMxHelo
+      memo.lastReceivingIp = receivingIp
+      memo.lastFailureReasonCode = failureReasonCode
     }
-    key = full
   }
   const n = store.increment(key, 1, ttl)
   return isThenable(n)
     ? Promise.resolve(n).then((v) => describePolicy(store, base, policy, ttl, v))
     : describePolicy(store, base, policy, ttl, n)
+}
+
+/** The full counter key of a failure detail, reused for a detail seen before for this policy and day. */
+function failureKey(
+  memo: PolicyMemo,
+  base: string,
+  resultType: string,
+  sendingMtaIp: string | undefined,
+  receivingMxHostname: string | undefined,
+  receivingMxHelo: string | undefined,
+  receivingIp: string | undefined,
+  failureReasonCode: string | undefined,
+): string {
+  const detail = `${resultType}|${esc(sendingMtaIp)}|${esc(receivingMxHostname)}|${esc(receivingMxHelo)}|${esc(receivingIp)}|${esc(failureReasonCode)}`
+  // Reuse the full key string of a detail seen before (its hash is then cached): a lookup in this
+  // policy's small map is cheaper than hashing a fresh long key in a large store.
+  let full = memo.failures.get(detail)
+  if (full === undefined) {
+    if (memo.failures.size >= MAX_MEMO_FAILURES) memo.failures.clear()
+    full = `${base}f|${detail}`
+    memo.failures.set(detail, full)
+  }
+  return full
 }
 
 /** Write the policy description next to its counters when a counter was just created (`n === 1`). */

@@ -125,4 +125,38 @@ describe('TLS-RPT recording properties', () => {
       }),
     )
   })
+
+  it('the last-failure key shortcut: the same store contents as recording with a new policy object each time', () => {
+    // issue 13: a policy remembers its last failure detail and key; a new policy object each call never
+    // takes that shortcut. Details repeat often (small value sets), and a failure object is reused and
+    // changed in place between calls, so equal and changed details both follow each other.
+    const small = fc.constantFrom('mx.example', 'a|b', '%25', undefined)
+    const step = fc.record({
+      p: fc.integer({ min: 0, max: policies.length - 1 }),
+      resultType: fc.constantFrom('certificate-expired', 'validation-failure', 'starttls-not-supported') as fc.Arbitrary<TlsRptResultType>,
+      receivingMxHostname: small,
+      receivingMxHelo: small,
+      receivingIp: fc.constantFrom('192.0.2.1', undefined),
+      ok: fc.boolean(),
+    })
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const t0 = Date.UTC(2026, 0, 1)
+        const a = createMemoryStore({ now: () => t0 })
+        const b = createMemoryStore({ now: () => t0 })
+        const shared: Record<string, unknown> = {}
+        for (const x of steps) {
+          Object.assign(shared, { resultType: x.resultType, receivingMxHostname: x.receivingMxHostname })
+          shared.receivingMxHelo = x.receivingMxHelo
+          shared.receivingIp = x.receivingIp
+          const failure = shared as unknown as NonNullable<TlsRptSession['failure']>
+          recordTlsRptSession(a, x.ok ? { policy: policies[x.p]! } : { policy: policies[x.p]!, failure }, t0)
+          const fresh = { ...policies[x.p]! }
+          recordTlsRptSession(b, x.ok ? { policy: fresh } : { policy: fresh, failure: { ...failure } }, t0)
+        }
+        assert.deepEqual(a.scan('').sort(), b.scan('').sort())
+      }),
+      { numRuns: 300 },
+    )
+  })
 })

@@ -94,6 +94,20 @@ type Exchange =
   | { kind: 'response'; parsed: ParsedResponse; server: DnsServer }
   | { kind: 'failure'; error: SmtpTlsError; servfail?: { parsed: ParsedResponse; server: DnsServer } }
 
+/**
+ * Internal (not exported from the package): a synchronous look into the resolver's cache. Given the
+ * cache key from {@link resolverCacheKey} of a name already in normalised form, it returns the cached
+ * answer while it is fresh (counted as a lookup and a cache hit, as `lookup` would), else `undefined`.
+ * The answer is the cached object itself, with the TTL it was stored with: read `status`, `records`
+ * and `error` only. getMtaStsPolicy uses it for a warm lookup without a turn of the event loop (issue 13).
+ */
+export const PEEK_CACHED: unique symbol = Symbol('smtp-tls-policy resolver cache peek')
+export type PeekCached = (key: string) => DnsAnswer | undefined
+/** The cache key `lookup` uses for a normalised name (see `normaliseName`). */
+export function resolverCacheKey(qname: string, type: DnsRecordType): string {
+  return `${type} ${qname}`
+}
+
 interface CacheEntry {
   answer: DnsAnswer
   expires: number
@@ -342,7 +356,7 @@ function createResolverChecked(opts: ResolverOptions = {}): Resolver {
       const signal = lo.signal
       if (signal?.aborted) return Promise.reject(abortError(signal))
       stats.lookups++
-      const key = `${type} ${qname}`
+      const key = resolverCacheKey(qname, type)
       if (cacheOpts !== undefined && lo.cache !== false) {
         const hit = cache.get(key)
         if (hit !== undefined) {
@@ -404,5 +418,13 @@ function createResolverChecked(opts: ResolverOptions = {}): Resolver {
     config: loadConfig,
     stats: () => ({ ...stats, ...counters, cacheSize: cache.size }),
     clearCache: () => cache.clear(),
-  }
+    [PEEK_CACHED]: (key: string): DnsAnswer | undefined => {
+      if (cacheOpts === undefined) return undefined
+      const hit = cache.get(key)
+      if (hit === undefined || hit.expires - now() <= 0) return undefined // lookup() handles (and drops) the expired entry
+      stats.lookups++
+      stats.cacheHits++
+      return hit.answer
+    },
+  } as Resolver
 }
