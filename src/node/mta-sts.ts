@@ -6,8 +6,6 @@
  */
 import diagnostics_channel from 'node:diagnostics_channel'
 import https from 'node:https'
-import net from 'node:net'
-import type { LookupAddress } from 'node:dns'
 import { coded, describeValue, invalidArgument, readOptions } from '../args.js'
 import { SmtpTlsError, type TlsRptResultType } from '../errors.js'
 import type { DnsAnswer } from '../dns/types.js'
@@ -24,6 +22,7 @@ import type { TraceStep } from '../policy/trace.js'
 import type { PolicyStore } from '../store/types.js'
 import { parseTlsRptRecord, type TlsRptRecord } from '../tlsrpt/record.js'
 import { normalizeDnsName } from '../x509/names.js'
+import { pinnedLookup, resolvePublicAddresses } from './public-address.js'
 import { createResolver, type Resolver } from './resolver/index.js'
 import { PEEK_CACHED, resolverCacheKey, type PeekCached } from './resolver/resolver.js'
 
@@ -74,50 +73,6 @@ function checkDomain(domain: unknown): string {
   const d = normalizeDnsName(domain)
   if (d === undefined || d.includes('*')) bad(`not a domain name: ${JSON.stringify(domain)}`)
   return d
-}
-
-// Addresses a policy host may not have unless allowPrivateAddresses (RFC 6890 special-purpose registries).
-const PRIVATE4 = new net.BlockList()
-const PRIVATE6 = new net.BlockList() // separate: a BlockList checks IPv4 addresses against IPv4-mapped IPv6 rules too
-for (const [a, p] of [
-  ['0.0.0.0', 8],
-  ['10.0.0.0', 8],
-  ['100.64.0.0', 10],
-  ['127.0.0.0', 8],
-  ['169.254.0.0', 16],
-  ['172.16.0.0', 12],
-  ['192.0.0.0', 24],
-  ['192.168.0.0', 16],
-  ['198.18.0.0', 15],
-  ['224.0.0.0', 4],
-  ['240.0.0.0', 4],
-] as const)
-  PRIVATE4.addSubnet(a, p, 'ipv4')
-for (const [a, p] of [
-  ['::', 128],
-  ['::1', 128],
-  ['fc00::', 7],
-  ['fe80::', 10],
-  ['ff00::', 8],
-  ['::ffff:0:0', 96], // IPv4-mapped in a form not converted below: refused
-] as const)
-  PRIVATE6.addSubnet(a, p, 'ipv6')
-
-/** Is `address` loopback, private, link-local, CGNAT, unspecified or multicast (IPv4-mapped IPv6 included)? */
-export function isPrivateAddress(address: string): boolean {
-  const family = net.isIP(address)
-  if (family === 0) return true
-  if (family === 4) return PRIVATE4.check(address, 'ipv4')
-  // IPv4-mapped (RFC 4291 §2.5.5.2): judged as the IPv4 address it carries
-  const dotted = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)
-  if (dotted) return PRIVATE4.check(dotted[1]!, 'ipv4')
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(address)
-  if (hex) {
-    const hi = parseInt(hex[1]!, 16)
-    const lo = parseInt(hex[2]!, 16)
-    return PRIVATE4.check(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`, 'ipv4')
-  }
-  return PRIVATE6.check(address, 'ipv6')
 }
 
 /** Node reports certificate verification failures with these codes (OpenSSL X509_V_ERR_* names). */
@@ -203,35 +158,6 @@ export async function fetchMtaStsPolicy(domain: string, opts?: MtaStsFetchOption
   return fetchChecked(d, s)
 }
 
-async function resolveHost(host: string, s: FetchSettings): Promise<Array<{ address: string; family: 4 | 6 }>> {
-  const look = { ...(s.signal ? { signal: s.signal } : {}) }
-  const [a, aaaa] = await Promise.all([s.resolver.lookup(host, 'A', look), s.resolver.lookup(host, 'AAAA', look)])
-  const found: Array<{ address: string; family: 4 | 6 }> = []
-  const refused: string[] = []
-  for (const [ans, family] of [
-    [a, 4],
-    [aaaa, 6],
-  ] as const) {
-    if (ans.status !== 'secure' && ans.status !== 'insecure') continue
-    for (const address of ans.records as string[]) {
-      if (!s.allowPrivate && isPrivateAddress(address)) refused.push(address)
-      else found.push({ address, family })
-    }
-  }
-  if (found.length > 0) return found
-  if (refused.length > 0) {
-    throw fetchError(
-      'sts-policy-fetch-error',
-      `${host} has only loopback, private or link-local addresses (${refused.join(', ')}): refused`,
-    )
-  }
-  const failure = [a, aaaa].find((x) => x.error !== undefined)?.error
-  throw fetchError(
-    'sts-policy-fetch-error',
-    `${host} has no address${failure ? `: ${failure.message}` : ` (A ${a.status}, AAAA ${aaaa.status})`}`,
-  )
-}
-
 async function fetchChecked(domain: string, s: FetchSettings): Promise<MtaStsFetchResult> {
   const host = `mta-sts.${domain}` // RFC 8461 §3.3
   const signal = s.signal
@@ -239,7 +165,9 @@ async function fetchChecked(domain: string, s: FetchSettings): Promise<MtaStsFet
   const deadline = AbortSignal.timeout(s.timeoutMs)
   const both = signal ? AbortSignal.any([signal, deadline]) : deadline
   const addresses = await Promise.race([
-    resolveHost(host, { ...s, signal: both }),
+    resolvePublicAddresses(s.resolver, host, { allowPrivate: s.allowPrivate, signal: both }, (m) =>
+      fetchError('sts-policy-fetch-error', m),
+    ),
     new Promise<never>((_, reject) => {
       const stop = (): void =>
         reject(
@@ -257,15 +185,6 @@ async function fetchChecked(domain: string, s: FetchSettings): Promise<MtaStsFet
   const body = await new Promise<string>((resolve, reject) => {
     let settled = false
     let tlsDone = false
-    // Route the connection to the addresses we resolved and checked, never to node:dns's answer.
-    const lookup = (
-      _h: string,
-      o: { all?: boolean } | number | undefined,
-      cb: (err: Error | null, a: string | LookupAddress[], f?: number) => void,
-    ): void => {
-      if (typeof o === 'object' && o?.all) cb(null, addresses)
-      else cb(null, addresses[0]!.address, addresses[0]!.family)
-    }
     const req = https.request({
       host,
       port: s.port,
@@ -276,7 +195,7 @@ async function fetchChecked(domain: string, s: FetchSettings): Promise<MtaStsFet
       ...(s.ca !== undefined ? { ca: s.ca } : {}),
       minVersion: 'TLSv1.2',
       agent: false,
-      lookup: lookup as never,
+      lookup: pinnedLookup(addresses), // the addresses resolved and checked above, never node:dns's answer
       headers: { host, accept: 'text/plain', 'user-agent': 'smtp-tls-policy' },
     })
     const finish = (e: SmtpTlsError | undefined, text?: string): void => {

@@ -8,7 +8,6 @@
 import diagnostics_channel from 'node:diagnostics_channel'
 import https from 'node:https'
 import net from 'node:net'
-import type { LookupAddress } from 'node:dns'
 import { randomInt } from 'node:crypto'
 import { coded, describeValue, invalidArgument, readOptions } from '../args.js'
 import { SmtpTlsError } from '../errors.js'
@@ -16,7 +15,8 @@ import type { PolicyStore } from '../store/types.js'
 import { collectTlsRptDay, type TlsRptDomainResults } from '../tlsrpt/recorder.js'
 import { buildTlsRptReport, type TlsRptReport } from '../tlsrpt/report.js'
 import { deliver, type DeliverOptions } from './deliver.js'
-import { getTlsRptRecord, isPrivateAddress } from './mta-sts.js'
+import { getTlsRptRecord } from './mta-sts.js'
+import { pinnedLookup, resolvePublicAddresses } from './public-address.js'
 import { createResolver, type Resolver } from './resolver/index.js'
 import { createTlsRptMail, gzipTlsRptReport } from './tlsrpt.js'
 
@@ -371,30 +371,6 @@ function mailtoAddresses(uri: string): string[] {
   return list
 }
 
-async function addressesOf(s: SendSettings, host: string, signal: AbortSignal): Promise<Array<{ address: string; family: 4 | 6 }>> {
-  if (net.isIP(host) !== 0) {
-    if (!s.allowPrivate && isPrivateAddress(host)) throw deliveryError(`${host} is a loopback, private or link-local address: refused`)
-    return [{ address: host, family: net.isIP(host) as 4 | 6 }]
-  }
-  const [a, aaaa] = await Promise.all([s.resolver.lookup(host, 'A', { signal }), s.resolver.lookup(host, 'AAAA', { signal })])
-  const found: Array<{ address: string; family: 4 | 6 }> = []
-  const refused: string[] = []
-  for (const [ans, family] of [
-    [a, 4],
-    [aaaa, 6],
-  ] as const) {
-    if (ans.status !== 'secure' && ans.status !== 'insecure') continue
-    for (const address of ans.records as string[]) {
-      if (!s.allowPrivate && isPrivateAddress(address)) refused.push(address)
-      else found.push({ address, family })
-    }
-  }
-  if (found.length > 0) return found
-  if (refused.length > 0) throw deliveryError(`${host} has only loopback, private or link-local addresses (${refused.join(', ')}): refused`)
-  const f = [a, aaaa].find((x) => x.error !== undefined)?.error
-  throw deliveryError(`${host} has no address${f ? `: ${f.message}` : ''}`)
-}
-
 /** RFC 8460 §5.4: POST the gzip report; 2xx is success; redirects are not followed. */
 async function postReport(s: SendSettings, uri: string, gz: Uint8Array): Promise<void> {
   let url: URL
@@ -407,17 +383,9 @@ async function postReport(s: SendSettings, uri: string, gz: Uint8Array): Promise
   const host = url.hostname.replace(/^\[|\]$/g, '')
   const deadline = AbortSignal.timeout(s.timeoutMs)
   const both = s.signal ? AbortSignal.any([s.signal, deadline]) : deadline
-  const addresses = await addressesOf(s, host, both)
+  const addresses = await resolvePublicAddresses(s.resolver, host, { allowPrivate: s.allowPrivate, signal: both }, (m) => deliveryError(m))
   await new Promise<void>((resolve, reject) => {
     let settled = false
-    const lookup = (
-      _h: string,
-      o: { all?: boolean } | number | undefined,
-      cb: (err: Error | null, a: string | LookupAddress[], f?: number) => void,
-    ): void => {
-      if (typeof o === 'object' && o?.all) cb(null, addresses)
-      else cb(null, addresses[0]!.address, addresses[0]!.family)
-    }
     const req = https.request({
       host,
       port: url.port === '' ? 443 : Number(url.port),
@@ -428,7 +396,7 @@ async function postReport(s: SendSettings, uri: string, gz: Uint8Array): Promise
       ...(s.ca !== undefined ? { ca: s.ca } : {}),
       minVersion: 'TLSv1.2',
       agent: false,
-      lookup: lookup as never,
+      lookup: pinnedLookup(addresses),
       headers: {
         host: url.host,
         'content-type': 'application/tlsrpt+gzip', // RFC 8460 §5.4, §6.4
