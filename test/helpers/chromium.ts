@@ -69,7 +69,8 @@ export async function startChromium(timeoutMs = 20_000): Promise<Browser> {
     ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
     'about:blank',
   ]
-  const child: ChildProcess = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] })
+  // its own process group: close() ends the renderer and helper processes too, not only the browser
+  const child: ChildProcess = spawn(CHROMIUM, args, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true })
   let stderr = ''
   child.stderr?.on('data', (d: Buffer) => {
     if (stderr.length < 8192) stderr += d.toString('utf8')
@@ -143,17 +144,30 @@ export async function startChromium(timeoutMs = 20_000): Promise<Browser> {
       listeners.add(l)
     })
 
-  const close = async () => {
-    failAll('browser closed')
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM')
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())])
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGKILL')
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())])
-      }
+  const running = (): boolean => child.exitCode === null && child.signalCode === null
+  const signalGroup = (signal: NodeJS.Signals): void => {
+    try {
+      process.kill(-child.pid!, signal) // the whole group (see spawn)
+    } catch {
+      // already gone
     }
-    rmSync(profile, { recursive: true, force: true })
+  }
+  const close = async () => {
+    // Browser.close lets Chromium end its own processes and finish writing its profile; signals are the fallback.
+    if (running()) await send('Browser.close').catch(() => undefined)
+    failAll('browser closed')
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())])
+    if (running()) {
+      signalGroup('SIGTERM')
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())])
+    }
+    signalGroup('SIGKILL') // helper processes that outlived the browser
+    // A helper process may still be writing into the profile as it exits: retry, and never fail the caller's cleanup.
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
+    } catch {
+      // a temporary directory left behind is not a test failure
+    }
   }
   try {
     await send('Browser.getVersion')

@@ -379,11 +379,11 @@ before(
   { timeout: 180_000 },
 )
 after(async () => {
-  await browser?.close()
-  await postfix?.stop()
-  await dns?.stop()
-  await https?.close()
+  // every step runs even when one fails: a daemon left running would break the next run
+  const steps = [() => browser?.close(), () => postfix?.stop(), () => dns?.stop(), () => https?.close()]
+  const failures = (await Promise.allSettled(steps.map(async (f) => f()))).filter((r) => r.status === 'rejected')
   if (tmp) rmSync(tmp, { recursive: true, force: true })
+  if (failures.length > 0) throw (failures[0] as PromiseRejectedResult).reason
 })
 
 const opts = () => ({
