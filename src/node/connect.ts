@@ -676,8 +676,13 @@ function peerChain(tls: TLSSocket, eff: EffectivePolicy, anchors: readonly Trust
  * (Nagle) until the ticket segment is acknowledged, and when our EHLO left with the Finished, we had
  * nothing more to send, so Linux delayed that ACK by 40 ms. Written after the ticket, the EHLO's
  * segment acknowledges it and the reply leaves at once. A server that sends no ticket costs one more
- * handshake time at most (1-200 ms), the time a ticket would have taken to arrive.
+ * handshake time (at least TICKET_WAIT_MIN_MS, at most 200 ms), the time a ticket would have taken to
+ * arrive. The floor: a fast handshake says little about when a busy server gets round to its tickets,
+ * and an EHLO sent just before them brings the stall back.
  */
+/** The shortest wait for a TLS 1.3 session ticket (see afterFirstTicket): half a delayed ACK. */
+const TICKET_WAIT_MIN_MS = 20
+
 function afterFirstTicket(t: TLSSocket, handshakeStarted: number, go: (ticket: boolean) => void): void {
   let done = false
   const proceed = (ticket: boolean) => {
@@ -691,7 +696,7 @@ function afterFirstTicket(t: TLSSocket, handshakeStarted: number, go: (ticket: b
   // so the EHLO goes out on the next turn of the event loop.
   const onSession = () => setImmediate(proceed, true)
   t.on('session', onSession)
-  const timer = setTimeout(proceed, Math.min(200, Math.max(1, performance.now() - handshakeStarted)), false)
+  const timer = setTimeout(proceed, Math.min(200, Math.max(TICKET_WAIT_MIN_MS, performance.now() - handshakeStarted)), false)
 }
 
 /** RFC 8446 §6 alert descriptions, as posttls-finger names them (OpenSSL's SSL_alert_desc_string_long). */
