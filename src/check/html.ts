@@ -57,8 +57,8 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`
  *
  * @example
  * ```ts
- * import { writeFileSync } from 'node:fs'
- * writeFileSync('report.html', formatCheckReportHtml(await check('example.com')))
+ * // check() from smtp-tls-policy/node; writing the file is the caller's I/O (node:fs)
+ * fs.writeFileSync('report.html', formatCheckReportHtml(await check('example.com')))
  * ```
  * @public
  */
