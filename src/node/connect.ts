@@ -881,7 +881,8 @@ class DriverSession {
     // Our commands are small and each waits for a reply: never hold one back for an ACK (Nagle).
     // See "Latency" in docs/connect.md (issue 11).
     raw.setNoDelay(true)
-    channels.connect.publish({ host: this.host, address, port: eff.port })
+    // The channels' messages are built only for a subscriber (issue 11: four objects per session).
+    if (channels.connect.hasSubscribers) channels.connect.publish({ host: this.host, address, port: eff.port })
     raw.on('data', this.onData)
     raw.on('end', this.onEnd)
     raw.on('close', this.onEnd)
@@ -892,10 +893,13 @@ class DriverSession {
     this.arm()
   }
 
+  /** The connect timeout, then one per reply: one timer for the session, restarted in place. */
   private arm(): void {
-    if (this.timer) clearTimeout(this.timer)
-    this.timer = setTimeout(() => this.feed({ type: 'timeout' }), this.s.timeoutMs)
+    if (this.timer) this.timer.refresh()
+    else this.timer = setTimeout(this.onTimeout, this.s.timeoutMs)
   }
+
+  private readonly onTimeout = (): void => this.feed({ type: 'timeout' })
 
   private feed(input: Parameters<StartTlsClient['handle']>[0]): void {
     if (!this.settled) this.run(this.machine.handle(input))
@@ -933,7 +937,8 @@ class DriverSession {
 
   private upgrade(sni: string): void {
     const { raw, eff, s } = this
-    channels.starttls.publish({ host: this.host, address: this.address, port: eff.port, servername: sni })
+    if (channels.starttls.hasSubscribers)
+      channels.starttls.publish({ host: this.host, address: this.address, port: eff.port, servername: sni })
     // RFC 3207 §4.2: nothing read in plaintext after the 220 may be used; the machine has checked
     // what was already read, and from here on raw bytes belong to the TLS layer only.
     raw.removeListener('data', this.onData)
@@ -1006,14 +1011,16 @@ class DriverSession {
       ...(resumed ? { resumed } : {}),
     }
     this.tlsFacts = facts
-    channels.handshake.publish({
-      host: this.host,
-      address: this.address,
-      port: eff.port,
-      protocol,
-      cipher: cipher?.name,
-      authorized: t.authorized,
-    })
+    if (channels.handshake.hasSubscribers) {
+      channels.handshake.publish({
+        host: this.host,
+        address: this.address,
+        port: eff.port,
+        protocol,
+        cipher: cipher?.name,
+        authorized: t.authorized,
+      })
+    }
     // Decided once: only REQUIRETLS (RFC 8689 §4.2.1) needs what the post-TLS EHLO adds.
     const first = decide(eff, { ...facts, requireTlsAdvertised: true }, { now: s.now() })
     this.firstVerdict = first
@@ -1064,6 +1071,7 @@ class DriverSession {
     const local = raw.localAddress
     if (local !== undefined) end.localAddress = local
     if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
     this.s.signal?.removeEventListener('abort', this.onAbort)
     this.transcript.length = 0
     for (const line of this.machine.transcript) this.transcript.push(line)
@@ -1165,7 +1173,8 @@ async function tryHost(
       })
       const end = await session(eff, a.address, s, skipStartTls, transcript, anchors).finally(() => release())
       const { verdict, error } = outcomeOf(end, eff, s)
-      if (verdict) channels.verdict.publish({ host: eff.host, address: a.address, port: eff.port, verdict })
+      if (verdict && channels.verdict.hasSubscribers)
+        channels.verdict.publish({ host: eff.host, address: a.address, port: eff.port, verdict })
       const attempt: ConnectAttempt = { host: host.host, address: a.address, port: eff.port, transcript }
       if (verdict) attempt.verdict = verdict
       if (error && !(verdict && verdict.deliver)) attempt.error = error

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { createResolver, SmtpTlsError } from '../../src/node/index.js'
-import { encodeQuery, matchResponse, parseResponse } from '../../src/node/resolver/wire.js'
+import { encodeQuery, matchResponse, normaliseName, parseResponse } from '../../src/node/resolver/wire.js'
 import { encodeReply, startDnsServer, type DnsQuery } from '../helpers/dns-server.js'
 
 const name = (n: string): Buffer =>
@@ -222,5 +222,54 @@ describe('DNS wire: hostile responses through the resolver', () => {
     } finally {
       await s.close()
     }
+  })
+})
+
+describe('DNS wire: normaliseName', () => {
+  /** The rule as written before the one-scan fast path (issue 11): lower case, no final dot, LDH and _ labels. */
+  function reference(name: string): string | 'invalid' {
+    let n = name.toLowerCase()
+    if (n.endsWith('.')) n = n.slice(0, -1)
+    if (n.length === 0 || n.length > 253) return 'invalid'
+    for (const label of n.split('.')) if (label.length === 0 || label.length > 63 || !/^[a-z0-9_-]+$/.test(label)) return 'invalid'
+    return n
+  }
+  const outcome = (name: string): string => {
+    try {
+      return normaliseName(name)
+    } catch (e) {
+      assert.ok(e instanceof SmtpTlsError && e.code === 'ERR_INVALID_ARGUMENT', String(e))
+      return 'invalid'
+    }
+  }
+
+  it('agrees with the reference rule (fast-check), on names built from DNS characters and on any string', () => {
+    const char = fc.constantFrom(...'abcXYZ019-_.'.split(''), '\u212a', '\u0130', ' ', '\0')
+    const label = fc.oneof(
+      fc.string({ unit: fc.constantFrom(...'ab9-_'.split('')), minLength: 0, maxLength: 70 }),
+      fc.constant('a'.repeat(63)),
+    )
+    const dnsish = fc.oneof(
+      fc.array(label, { minLength: 1, maxLength: 6 }).map((ls) => ls.join('.')),
+      fc.array(label, { minLength: 1, maxLength: 6 }).map((ls) => ls.join('.') + '.'),
+      fc.string({ unit: char, maxLength: 40 }),
+      fc.array(fc.constant('a'.repeat(63)), { minLength: 3, maxLength: 5 }).map((ls) => ls.join('.')),
+    )
+    fc.assert(
+      fc.property(fc.oneof(dnsish, fc.string({ maxLength: 30 })), (n) => {
+        assert.equal(outcome(n), reference(n))
+      }),
+      { numRuns: 5000 },
+    )
+  })
+
+  it('returns a name already in normal form as it is, and normalises the rest', () => {
+    assert.equal(normaliseName('_25._tcp.mx.example.com'), '_25._tcp.mx.example.com')
+    assert.equal(normaliseName('MX.Example.COM.'), 'mx.example.com')
+    assert.equal(normaliseName('a'.repeat(63) + '.b'), 'a'.repeat(63) + '.b')
+    for (const bad of ['', '.', 'a..b', '.a', 'a b', 'a'.repeat(64) + '.b', `${'a'.repeat(63)}.`.repeat(4) + 'abc', 'ex\u00e4mple.com']) {
+      assert.equal(outcome(bad), 'invalid', bad)
+    }
+    assert.throws(() => normaliseName(5), { code: 'ERR_INVALID_ARGUMENT' })
   })
 })

@@ -32,6 +32,25 @@ export function malformed(message: string, cause?: unknown): SmtpTlsError {
  */
 export function normaliseName(name: unknown): string {
   if (typeof name !== 'string') throw new SmtpTlsError('ERR_INVALID_ARGUMENT', 'a DNS name must be a string')
+  // One scan, no allocation when the name is already in normal form (every lookup of a connection
+  // passes here; issue 11): lower case, labels of [a-z0-9_-], no final dot.
+  const n = name.length
+  let label = 0
+  let normal = n > 0 && n <= 253
+  for (let i = 0; normal && i < n; i++) {
+    const c = name.charCodeAt(i)
+    if (c === 0x2e) {
+      if (label === 0) normal = false
+      label = 0
+    } else if ((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x5f) {
+      if (++label > 63) normal = false
+    } else normal = false
+  }
+  if (normal && label > 0) return name
+  return normaliseSlow(name)
+}
+
+function normaliseSlow(name: string): string {
   let n = name.toLowerCase()
   if (n.endsWith('.')) n = n.slice(0, -1)
   if (n.length === 0 || n.length > 253) throw new SmtpTlsError('ERR_INVALID_ARGUMENT', `invalid DNS name ${JSON.stringify(name)}: length`)
