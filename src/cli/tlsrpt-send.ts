@@ -38,7 +38,8 @@ export async function tlsRptSendCommand(a: TlsRptArgs, io: CliIo): Promise<numbe
   } finally {
     close()
   }
-  const failed = r.domains.some((d) => d.status === 'failed' || d.status === 'partial')
+  // 75: run again later (a failed URI is retried, one in progress is sent once its claim has lapsed)
+  const failed = r.domains.some((d) => d.status === 'failed' || d.status === 'partial' || d.status === 'in-progress')
   if (a.json) {
     const plain = {
       day: r.day,

@@ -3,7 +3,8 @@
  * report per policy domain, look up its `_smtp._tls` record through our resolver and send the report
  * to every `rua` URI: `https:` by POST of `application/tlsrpt+gzip` (§5.4), `mailto:` by mail (§5.3)
  * with our own `deliver()`. Each (day, policy domain, URI) is claimed in the store with one atomic
- * increment, so that a report is sent once even when several senders share a Redis store.
+ * increment for as long as its delivery may take, and marked sent once delivered, so that a report is
+ * sent once even when several senders share a Redis store, and a sender that dies mid-way loses nothing.
  */
 import diagnostics_channel from 'node:diagnostics_channel'
 import https from 'node:https'
@@ -62,16 +63,28 @@ export interface SendTlsRptReportsOptions {
 /** One `rua` URI's outcome. @public */
 export interface TlsRptUriResult {
   uri: string
-  /** `sent`; `already-sent` (claimed by an earlier run or another sender); `failed` (retried by the next run). */
-  status: 'sent' | 'already-sent' | 'failed'
+  /**
+   * `sent`; `already-sent` (by an earlier run or another sender); `in-progress` (another sender holds
+   * the claim: it is delivering now, or it stopped less than an hour ago, and a later run sends once the
+   * claim has lapsed); `failed` (released: a later run tries again).
+   */
+  status: 'sent' | 'already-sent' | 'in-progress' | 'failed'
+  /**
+   * Why it failed; on a `sent` URI, the store error that kept it from being marked sent (a later run
+   * may then send the same report again, with the same `report-id`).
+   */
   error?: SmtpTlsError
 }
 
 /** One policy domain's outcome. @public */
 export interface TlsRptDomainSendResult {
   policyDomain: string
-  /** `no-record`: the domain publishes no `_smtp._tls` record; `failed` with `error` when the lookup failed. */
-  status: 'sent' | 'partial' | 'failed' | 'already-sent' | 'no-record'
+  /**
+   * `no-record`: the domain publishes no `_smtp._tls` record; `failed` with `error` when the lookup
+   * failed; `partial` when some URIs are done and others failed or are `in-progress`; `in-progress` when
+   * none failed but another sender still holds a claim.
+   */
+  status: 'sent' | 'partial' | 'failed' | 'already-sent' | 'in-progress' | 'no-record'
   reportId?: string
   /** Successful and failed sessions in the report. */
   sessions: { successful: number; failed: number }
@@ -121,7 +134,13 @@ const KEYS = [
   'signal',
 ] as const
 
-const CLAIM_TTL = 8 * 86400
+/**
+ * A claim on (day, domain, URI) lasts as long as a delivery may take (a `mailto:` report can try several
+ * MX hosts, each within `timeoutMs`); a sender that dies holding it delays that URI by at most this long.
+ */
+const CLAIM_TTL = 3600
+/** The sent marker outlives the recorded sessions (8 days, the recorder's default), so no run repeats a report. */
+const SENT_TTL = 8 * 86400
 /** RFC 8460 §5.4 leaves the size to the receiver; a report over this is not POSTed (nor a response read beyond it). */
 const MAX_BYTES = 16 * 1024 * 1024
 
@@ -219,8 +238,10 @@ function deliveryError(message: string, cause?: unknown): SmtpTlsError {
  * `application/tlsrpt+gzip` (§5.4: strict PKIX, no redirects, a time limit, private addresses refused
  * unless allowed), `mailto:` as a `multipart/report` message (§5.3) through `deliver()` with
  * `TLS-Required: No`, never itself recorded. Each (day, domain, URI) is claimed in the store before
- * sending (an atomic increment): a URI already claimed is `already-sent`, a failed one is released so
- * that the next run tries it again. Never rejects for a delivery failure: each URI says how it went.
+ * sending (an atomic increment that lapses after an hour) and marked sent after: a URI marked sent is
+ * `already-sent`, one claimed by another sender `in-progress`, a failed one is released so that the next
+ * run tries it again, and one whose sender died is sent by a run after its claim lapsed. Never rejects
+ * for a delivery failure: each URI says how it went.
  *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` (bad options, a day that has not ended).
  * @public
@@ -281,42 +302,77 @@ async function sendDomain(s: SendSettings, d: TlsRptDomainResults): Promise<TlsR
     return out
   }
   for (const uri of rua) out.uris.push(await sendUri(s, d.policyDomain, uri, report, gz))
-  const sent = out.uris.filter((u) => u.status === 'sent').length
-  const already = out.uris.filter((u) => u.status === 'already-sent').length
-  const failed = out.uris.length - sent - already
-  out.status = failed === 0 ? (sent === 0 ? 'already-sent' : 'sent') : sent + already > 0 ? 'partial' : 'failed'
+  out.status = domainStatus(out.uris)
   return out
 }
 
-function claimKey(s: SendSettings, domain: string, uri: string): string {
-  const esc = (x: string) => x.replace(/%/g, '%25').replace(/\|/g, '%7C')
-  return `${s.prefix}sent|${s.day}|${esc(domain)}|${esc(uri)}`
+function domainStatus(uris: readonly TlsRptUriResult[]): TlsRptDomainSendResult['status'] {
+  let sent = 0
+  let already = 0
+  let inProgress = 0
+  for (const u of uris) {
+    if (u.status === 'sent') sent++
+    else if (u.status === 'already-sent') already++
+    else if (u.status === 'in-progress') inProgress++
+  }
+  const failed = uris.length - sent - already - inProgress
+  if (failed === 0 && inProgress === 0) return sent === 0 ? 'already-sent' : 'sent'
+  if (sent + already > 0) return 'partial'
+  return failed === 0 ? 'in-progress' : 'failed'
 }
 
+/** `<prefix>sent|<day>|<domain>|<uri>` (the marker; runs before the claim existed wrote their claims here) or `…claim|…`. */
+function uriKey(kind: 'sent' | 'claim', s: SendSettings, domain: string, uri: string): string {
+  const esc = (x: string) => x.replace(/%/g, '%25').replace(/\|/g, '%7C')
+  return `${s.prefix}${kind}|${s.day}|${esc(domain)}|${esc(uri)}`
+}
+
+/**
+ * One URI: claim, deliver, mark sent, release. At any moment after a delivery either the claim or the
+ * sent marker exists (the marker is written before the claim is released), so a second sender that
+ * claims after the first released finds the marker and sends nothing.
+ */
 async function sendUri(s: SendSettings, domain: string, uri: string, report: TlsRptReport, gz: Uint8Array): Promise<TlsRptUriResult> {
-  const key = claimKey(s, domain, uri)
-  let n: number
-  try {
-    n = await s.store.increment(key, 1, CLAIM_TTL)
-  } catch (e) {
-    // Without a claim the report could go twice (or never be marked): not sent now, tried next run.
-    return { uri, status: 'failed', error: new SmtpTlsError('ERR_STORE', `claim for ${uri}: ${String(e)}`, { cause: e }) }
+  const sentKey = uriKey('sent', s, domain, uri)
+  const claimKey = uriKey('claim', s, domain, uri)
+  const storeError = (what: string, e: unknown) => new SmtpTlsError('ERR_STORE', `${what} for ${uri}: ${String(e)}`, { cause: e })
+  const release = async (): Promise<void> => {
+    try {
+      await s.store.delete(claimKey)
+    } catch {
+      /* the claim lapses after CLAIM_TTL */
+    }
   }
-  if (n !== 1) return { uri, status: 'already-sent' }
+  try {
+    if ((await s.store.get(sentKey)) !== undefined) return { uri, status: 'already-sent' }
+    if ((await s.store.increment(claimKey, 1, CLAIM_TTL)) !== 1) return { uri, status: 'in-progress' }
+    // another sender may have delivered, marked and released between our first look and our claim
+    if ((await s.store.get(sentKey)) !== undefined) {
+      await release()
+      return { uri, status: 'already-sent' }
+    }
+  } catch (e) {
+    // Without a claim the report could go twice: not sent now, tried by a later run.
+    return { uri, status: 'failed', error: storeError('claim', e) }
+  }
   try {
     if (/^https:/i.test(uri)) await postReport(s, uri, gz)
     else if (/^mailto:/i.test(uri)) await mailReport(s, domain, uri, report)
     else throw deliveryError(`${uri}: only mailto: and https: are defined (RFC 8460 §3)`)
-    return { uri, status: 'sent' }
   } catch (e) {
-    try {
-      await s.store.delete(key)
-    } catch {
-      /* the claim expires with its TTL */
-    }
+    await release()
     const error = e instanceof SmtpTlsError ? e : deliveryError(`${uri}: ${String(e)}`, e)
     return { uri, status: 'failed', error }
   }
+  try {
+    await s.store.set(sentKey, '1', SENT_TTL)
+  } catch (e) {
+    // Delivered but not marked: the claim stays until it lapses, then a later run may send the same
+    // report again (the same report-id, RFC 8460 §4.4): twice rather than never.
+    return { uri, status: 'sent', error: storeError('sent marker', e) }
+  }
+  await release()
+  return { uri, status: 'sent' }
 }
 
 async function mailReport(s: SendSettings, domain: string, uri: string, report: TlsRptReport): Promise<void> {
@@ -436,15 +492,26 @@ async function postReport(s: SendSettings, uri: string, gz: Uint8Array): Promise
 export interface ScheduleTlsRptReportsOptions extends Omit<SendTlsRptReportsOptions, 'day'> {
   /** Delay after UTC midnight, ms, drawn uniformly from [min, max]; default [240000, 360000] (mox: 4-6 minutes). */
   delayMs?: readonly [min: number, max: number]
+  /**
+   * Ended days each run covers, the day before first (default 3, at most 8: the recorder keeps 8 days).
+   * A day whose reports all went out is marked done and costs one store read afterwards; a day that
+   * left a URI failed or in progress (a receiver down, this process stopped over midnight) is tried again.
+   */
+  catchUpDays?: number
+  /**
+   * After a run that left a URI failed or in progress, run again this much later, ms (default 3600000,
+   * with the same jitter as `delayMs`), as long as that comes before the next daily run.
+   */
+  retryMs?: number
   /** Called with each run's result (also published on `tlsRptSendChannel`). */
   onResult?: (result: TlsRptSendResult) => void
-  /** Called when a run fails as a whole (the store's scan failed). */
+  /** Called when a day's run fails as a whole (the store's scan failed); that day is tried again. */
   onError?: (error: SmtpTlsError, day: string) => void
 }
 
 /** A running schedule. @public */
 export interface TlsRptSchedule {
-  /** When the next run starts. */
+  /** When the next run starts (the daily run, or a retry before it). */
   readonly next: Date
   /** Stop: no further run starts (a run in progress finishes). */
   stop(): void
@@ -452,22 +519,31 @@ export interface TlsRptSchedule {
 
 /**
  * Send the previous UTC day's reports once a day, shortly after UTC midnight with random jitter
- * (default 4-6 minutes, as mox does), on an unref'd timer: it does not keep the process alive. Each
- * run's result goes to `onResult` and `tlsRptSendChannel`. Runs are idempotent (see
- * {@link sendTlsRptReports}), so several processes may each run a schedule on a shared store.
+ * (default 4-6 minutes, as mox does), on an unref'd timer: it does not keep the process alive. Each run
+ * also covers the days before (`catchUpDays`) that are not done, and a run that left a URI failed or in
+ * progress is repeated after `retryMs`, so a report is not lost to a receiver that was down or to a
+ * process that was not running at midnight. Each day's result goes to `onResult` and
+ * `tlsRptSendChannel`. Runs are idempotent (see {@link sendTlsRptReports}), so several processes may
+ * each run a schedule on a shared store.
  *
  * @throws {@link SmtpTlsError} `ERR_INVALID_ARGUMENT` for bad options.
  * @public
  */
 export function scheduleTlsRptReports(options: ScheduleTlsRptReportsOptions): TlsRptSchedule {
   let delay: readonly [number, number] = [240_000, 360_000]
+  let catchUpDays = 3
+  let retryMs = 3_600_000
   let onResult: ((r: TlsRptSendResult) => void) | undefined
   let onError: ((e: SmtpTlsError, day: string) => void) | undefined
   let now: () => number
+  let store: PolicyStore
+  let prefix: string
   try {
     const s = readSendOptions(options, false)
     now = s.now
-    const o = readOptions(options, 'scheduleTlsRptReports options', ['delayMs', 'onResult', 'onError'])
+    store = s.store
+    prefix = s.prefix
+    const o = readOptions(options, 'scheduleTlsRptReports options', ['delayMs', 'catchUpDays', 'retryMs', 'onResult', 'onError'])
     if (o.delayMs !== undefined) {
       const d = o.delayMs
       if (
@@ -480,6 +556,18 @@ export function scheduleTlsRptReports(options: ScheduleTlsRptReportsOptions): Tl
       }
       delay = [d[0] as number, d[1] as number]
     }
+    if (o.catchUpDays !== undefined) {
+      if (!Number.isInteger(o.catchUpDays) || (o.catchUpDays as number) < 1 || (o.catchUpDays as number) > 8) {
+        bad('catchUpDays must be an integer from 1 to 8')
+      }
+      catchUpDays = o.catchUpDays as number
+    }
+    if (o.retryMs !== undefined) {
+      if (!Number.isInteger(o.retryMs) || (o.retryMs as number) < 1000 || (o.retryMs as number) > 86_400_000) {
+        bad('retryMs must be an integer from 1000 to 86400000')
+      }
+      retryMs = o.retryMs as number
+    }
     if (o.onResult !== undefined && typeof o.onResult !== 'function') bad('onResult must be a function')
     if (o.onError !== undefined && typeof o.onError !== 'function') bad('onError must be a function')
     onResult = o.onResult as typeof onResult
@@ -489,47 +577,102 @@ export function scheduleTlsRptReports(options: ScheduleTlsRptReportsOptions): Tl
   }
   let stopped = false
   let timer: NodeJS.Timeout | undefined
-  let next = new Date(0)
-  /** Arm the timer for the first run after `after` (default now): UTC midnight plus the jitter. */
+  let retryTimer: NodeJS.Timeout | undefined
+  let daily = 0
+  let retryAt: number | undefined
+  const jitter = () => (delay[0] === delay[1] ? delay[0] : randomInt(delay[0], delay[1] + 1))
+  /** Arm the daily timer for the first run after `after` (default now): UTC midnight plus the jitter. */
   const arm = (after?: number): void => {
     const t = now()
     const from = after ?? t
     const midnight = Math.floor(from / 86_400_000) * 86_400_000
-    const jitter = delay[0] === delay[1] ? delay[0] : randomInt(delay[0], delay[1] + 1)
-    let at = midnight + jitter
-    if (at <= from) at = midnight + 86_400_000 + jitter
-    next = new Date(at)
-    timer = setTimeout(run, Math.max(0, at - t))
+    const j = jitter()
+    let at = midnight + j
+    if (at <= from) at = midnight + 86_400_000 + j
+    daily = at
+    timer = setTimeout(() => run(false), Math.max(0, at - t))
     timer.unref()
   }
-  const run = (): void => {
+  const armRetry = (): void => {
+    const t = now()
+    const at = t + retryMs + jitter()
+    if (stopped || at >= daily || retryAt !== undefined) return
+    retryAt = at
+    retryTimer = setTimeout(() => {
+      retryAt = undefined
+      run(true)
+    }, at - t)
+    retryTimer.unref()
+  }
+  /** A day whose every report went out (or had no record) is marked done: later runs skip it. */
+  const doneKey = (day: string) => `${prefix}done|${day}`
+  const isDone = async (day: string): Promise<boolean> => {
+    try {
+      return (await store.get(doneKey(day))) !== undefined
+    } catch {
+      return false // run it: the sent markers keep it from sending twice
+    }
+  }
+  const complete = (r: TlsRptSendResult) =>
+    r.domains.every((d) => d.status === 'sent' || d.status === 'already-sent' || d.status === 'no-record')
+  /** The caller's callback: a throw there must not stop the other days or the retry. */
+  const callback = (f: () => void): void => {
+    try {
+      f()
+    } catch {
+      /* the caller's own error */
+    }
+  }
+  let running = false
+  const run = (retry: boolean): void => {
     if (stopped) return
     const t = now()
-    const day = new Date(Math.floor(t / 86_400_000) * 86_400_000 - 86_400_000).toISOString().slice(0, 10)
-    // the next run first (tomorrow): a timer that fired a little early must not run today twice
-    arm(t + 3_600_000)
-    sendTlsRptReports({ ...options, day })
-      .then(
-        (result) => {
+    // the next daily run first: a timer that fired a little early must not run today twice
+    if (!retry) arm(t + 3_600_000)
+    if (running) return // the run in progress covers the same days
+    const today = Math.floor(t / 86_400_000) * 86_400_000
+    const days: string[] = []
+    for (let k = catchUpDays; k >= 1; k--) days.push(new Date(today - k * 86_400_000).toISOString().slice(0, 10))
+    running = true
+    void (async () => {
+      let pending = false
+      for (const day of days) {
+        if (stopped) break
+        if (await isDone(day)) continue
+        try {
+          const result = await sendTlsRptReports({ ...options, day })
           if (tlsRptSendChannel.hasSubscribers) tlsRptSendChannel.publish({ result })
-          onResult?.(result)
-        },
-        (e: unknown) => {
+          callback(() => onResult?.(result))
+          if (!complete(result)) pending = true
+          else {
+            try {
+              await store.set(doneKey(day), '1', SENT_TTL)
+            } catch {
+              /* the next run looks at the day again and finds every URI already sent */
+            }
+          }
+        } catch (e) {
+          pending = true
           const error = coded(e, 'scheduleTlsRptReports')
           if (tlsRptSendChannel.hasSubscribers) tlsRptSendChannel.publish({ day, error })
-          onError?.(error, day)
-        },
-      )
-      .catch(() => undefined)
+          callback(() => onError?.(error, day))
+        }
+      }
+      running = false
+      if (pending) armRetry()
+    })().catch(() => {
+      running = false
+    })
   }
   arm()
   return {
     get next() {
-      return next
+      return new Date(retryAt !== undefined && retryAt < daily ? retryAt : daily)
     },
     stop() {
       stopped = true
       if (timer) clearTimeout(timer)
+      if (retryTimer) clearTimeout(retryTimer)
     },
   }
 }

@@ -207,6 +207,85 @@ describe('sendTlsRptReports', () => {
     assert.match(byDomain(r, 'a.test').uris[0]!.error!.message, /private.*refused/)
   })
 
+  it('a sender that died holding a claim: in-progress until the claim lapses (an hour), then sent once', async () => {
+    let clock = Date.now()
+    const store = createMemoryStore({ now: () => clock })
+    recordTlsRptSession(store, { policy: sts('a.test') }, NOW)
+    const uri = `https://rua.a.test:${https.port}/tlsrpt`
+    // what a sender leaves when it dies between its claim and its delivery
+    store.increment(`tlsrpt|claim|${DAY}|a.test|${uri}`, 1, 3600)
+    posts.length = 0
+    const r = await sendTlsRptReports({ ...base, store, day: DAY })
+    assert.equal(byDomain(r, 'a.test').status, 'in-progress')
+    assert.deepEqual(byDomain(r, 'a.test').uris, [{ uri, status: 'in-progress' }])
+    assert.equal(posts.length, 0)
+    clock += 3601_000
+    const r2 = await sendTlsRptReports({ ...base, store, day: DAY })
+    assert.equal(byDomain(r2, 'a.test').status, 'sent')
+    assert.equal(posts.length, 1)
+    assert.equal(store.get(`tlsrpt|claim|${DAY}|a.test|${uri}`), undefined, 'the claim is released once the marker is written')
+    const r3 = await sendTlsRptReports({ ...base, store, day: DAY })
+    assert.equal(byDomain(r3, 'a.test').status, 'already-sent')
+    assert.equal(posts.length, 1)
+  })
+
+  it('delivered but not marked (the store fails on the marker): sent with ERR_STORE, and not sent again while the claim holds', async () => {
+    const inner = createMemoryStore()
+    recordTlsRptSession(inner, { policy: sts('a.test') }, NOW)
+    const store: PolicyStore = {
+      get: (k) => inner.get(k),
+      set: (k, v, ttl) => {
+        if (k.startsWith('tlsrpt|sent|')) throw new Error('READONLY')
+        inner.set(k, v, ttl)
+      },
+      increment: (k, by, ttl) => inner.increment(k, by, ttl),
+      scan: (prefix) => inner.scan(prefix),
+      delete: (k) => inner.delete(k),
+    }
+    posts.length = 0
+    const r = await sendTlsRptReports({ ...base, store, day: DAY })
+    const u = byDomain(r, 'a.test').uris[0]!
+    assert.equal(u.status, 'sent')
+    assert.equal(u.error?.code, 'ERR_STORE')
+    assert.match(u.error!.message, /sent marker.*READONLY/)
+    const r2 = await sendTlsRptReports({ ...base, store, day: DAY })
+    assert.equal(byDomain(r2, 'a.test').uris[0]!.status, 'in-progress')
+    assert.equal(posts.length, 1)
+  })
+
+  it('two senders on one store at once: each report goes out once', async () => {
+    const store = recorded()
+    posts.length = 0
+    sink.messages.length = 0
+    dFails = false
+    const [r1, r2] = await Promise.all([sendTlsRptReports({ ...base, store, day: DAY }), sendTlsRptReports({ ...base, store, day: DAY })])
+    for (const d of ['a.test', 'b.test', 'd.test']) {
+      // per URI: one sender sent it, the other found it sent or claimed
+      const uris = [...byDomain(r1, d).uris, ...byDomain(r2, d).uris]
+      for (const uri of new Set(uris.map((u) => u.uri))) {
+        const statuses = uris.filter((u) => u.uri === uri).map((u) => u.status)
+        assert.equal(statuses.filter((x) => x === 'sent').length, 1, `${uri}: ${statuses.join(', ')}`)
+        assert.ok(
+          statuses.every((x) => x === 'sent' || x === 'already-sent' || x === 'in-progress'),
+          `${uri}: ${statuses.join(', ')}`,
+        )
+      }
+    }
+    assert.deepEqual(posts.map((p) => p.host).sort(), ['rua.a.test', 'rua.d.test'])
+    assert.equal(sink.messages.length, 2, 'b.test and d.test, once each')
+    dFails = true
+  })
+
+  it('a URI claimed by an earlier version (a sent|… counter) counts as sent', async () => {
+    const store = createMemoryStore()
+    recordTlsRptSession(store, { policy: sts('a.test') }, NOW)
+    store.increment(`tlsrpt|sent|${DAY}|a.test|https://rua.a.test:${https.port}/tlsrpt`, 1, 8 * 86400)
+    posts.length = 0
+    const r = await sendTlsRptReports({ ...base, store, day: DAY })
+    assert.equal(byDomain(r, 'a.test').status, 'already-sent')
+    assert.equal(posts.length, 0)
+  })
+
   it('a day that has not ended, or bad options: ERR_INVALID_ARGUMENT before any I/O', async () => {
     const store = createMemoryStore()
     await assert.rejects(sendTlsRptReports({ ...base, store, day: DAY, now: () => NOW }), assertCoded('ERR_INVALID_ARGUMENT'))
@@ -231,7 +310,7 @@ describe('scheduleTlsRptReports', () => {
       delayMs: [0, 0],
       onResult: (r) => {
         results.push(r)
-        done()
+        if (r.day === DAY) done()
       },
     })
     assert.equal(schedule.next.toISOString(), '2026-01-03T00:00:00.000Z')
@@ -240,9 +319,67 @@ describe('scheduleTlsRptReports', () => {
     await ran
     clearTimeout(keep)
     schedule.stop()
-    assert.equal(results.length, 1)
-    assert.equal(results[0]!.day, DAY)
-    assert.equal(byDomain(results[0]!, 'a.test').status, 'sent')
+    // the day before and, oldest first, the two before it (catchUpDays 3), which had nothing recorded
+    assert.deepEqual(
+      results.map((r) => [r.day, r.domains.length]),
+      [
+        ['2025-12-31', 0],
+        ['2026-01-01', 0],
+        [DAY, 1],
+      ],
+    )
+    assert.equal(byDomain(results[2]!, 'a.test').status, 'sent')
     assert.equal(schedule.next.toISOString(), '2026-01-04T00:00:00.000Z')
+  })
+
+  it('each run also sends the days before that are not done, and a run that left a URI failed is retried', async () => {
+    const store = createMemoryStore()
+    // 2026-01-01 (a day this process missed: it was not running at the midnight after it) and 2026-01-02
+    recordTlsRptSession(store, { policy: sts('a.test') }, NOW - 86_400_000)
+    recordTlsRptSession(store, { policy: sts('d.test') }, NOW)
+    dFails = true
+    posts.length = 0
+    sink.messages.length = 0
+    const midnight = Date.UTC(2026, 0, 3)
+    const offset = midnight - 20 - Date.now()
+    const results: TlsRptSendResult[] = []
+    let retried!: () => void
+    const done = new Promise<void>((res) => (retried = res))
+    const schedule = scheduleTlsRptReports({
+      ...base,
+      store,
+      now: () => Date.now() + offset,
+      delayMs: [0, 0],
+      retryMs: 1000,
+      onResult: (r) => {
+        results.push(r)
+        // the first run left d.test's https URI failed; let the retry find the receiver up again
+        if (r.day === DAY && byDomain(r, 'd.test').status === 'partial') dFails = false
+        if (r.day === DAY && byDomain(r, 'd.test').status === 'sent') retried()
+      },
+    })
+    const keep = setTimeout(() => retried(), 10_000)
+    await done
+    clearTimeout(keep)
+    schedule.stop()
+    dFails = true
+    const seen = results.filter((r) => r.domains.length > 0).map((r) => [r.day, ...r.domains.map((d) => `${d.policyDomain} ${d.status}`)])
+    assert.deepEqual(seen, [
+      ['2026-01-01', 'a.test sent'],
+      ['2026-01-02', 'd.test partial'],
+      ['2026-01-02', 'd.test sent'],
+    ])
+    // rua.d.test twice: the failed POST (HTTP 500) and the retry's; the retry skipped the days already done
+    assert.deepEqual(posts.map((p) => p.host).sort(), ['rua.a.test', 'rua.d.test', 'rua.d.test'])
+    assert.equal(sink.messages.length, 1)
+    assert.equal(store.get('tlsrpt|done|2026-01-02'), '1')
+    assert.equal(results.filter((r) => r.day === '2026-01-01').length, 1, 'a day marked done is not run again')
+  })
+
+  it('catchUpDays and retryMs are checked', () => {
+    const store = createMemoryStore()
+    for (const bad of [{ catchUpDays: 0 }, { catchUpDays: 9 }, { catchUpDays: 1.5 }, { retryMs: 10 }, { retryMs: 86_400_001 }]) {
+      assert.throws(() => scheduleTlsRptReports({ ...base, store, ...bad }), assertCoded('ERR_INVALID_ARGUMENT'), JSON.stringify(bad))
+    }
   })
 })
