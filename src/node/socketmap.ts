@@ -581,6 +581,19 @@ function lookupPath(s: Settings): LookupPath {
   }
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+function decodeKey(bytes: Buffer): string {
+  try {
+    return utf8.decode(bytes)
+  } catch {
+    return bytes.toString('latin1')
+  }
+}
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! > 0x7f) return false
+  return true
+}
+
 /** The first word of a reply (`OK`, `NOTFOUND`, `TEMP`, `PERM`, `TIMEOUT`) and, for OK, the Postfix level. */
 function resultOf(reply: string): { result: string; policy: string | undefined } {
   const sp = reply.indexOf(' ')
@@ -612,7 +625,10 @@ async function startServer(s: Settings): Promise<SocketmapServer> {
   }
   /** One request: the reply now when the answer is cached in a synchronous store, else a promise of it (never rejected). */
   const handle = (payload: Uint8Array): string | Promise<string> => {
-    const text = Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('latin1')
+    const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.length)
+    // Postfix sends an internationalised next hop (smtputf8_enable) as UTF-8 bytes; anything that is not
+    // UTF-8 is read one char per byte and can only end as a key that is no DNS name (NOTFOUND).
+    const text = isAscii(bytes) ? bytes.toString('latin1') : decodeKey(bytes)
     const sp = text.indexOf(' ')
     if (sp <= 0 || sp === text.length - 1) return socketmapError('PERM', 'malformed request: expected "name key"')
     const name = text.slice(0, sp)

@@ -10,6 +10,7 @@ import type { MtaStsPolicy } from '../mta-sts/policy.js'
 import type { TraceStep } from '../policy/trace.js'
 import { checkTlsaUsability } from '../tlsa/usability.js'
 import { SOCKETMAP_MAX_REPLY } from './netstring.js'
+import { normalizeDnsName } from '../x509/names.js'
 
 /** What a map name asks for. @public */
 export interface SocketmapProfile {
@@ -40,7 +41,7 @@ export const SOCKETMAP_PROFILES: Readonly<Record<string, Readonly<SocketmapProfi
 export interface SocketmapKey {
   /** The destination for `discoverDestination`: `example.com` or `[mx.example.com]`. */
   destination: string
-  /** The domain without brackets, lower case. */
+  /** The domain without brackets, lower case, internationalised labels as A-labels. */
   domain: string
   /** `false` for a `[host]` nexthop (no MX lookup, no MTA-STS). */
   mxLookup: boolean
@@ -48,11 +49,13 @@ export interface SocketmapKey {
 }
 
 const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/
+const NON_ASCII = /[^\x00-\x7f]/
 
 /**
  * Parse a key as Postfix's smtp(8) sends it to `smtp_tls_policy_maps`: a domain, `[host]`, or either
- * with `:port`. `undefined` for keys this server does not answer (a leading dot, an IP literal, not a
- * DNS name): they get `NOTFOUND`.
+ * with `:port`. A UTF-8 name (Postfix with `smtputf8_enable`) becomes its A-labels (RFC 5891 §4).
+ * `undefined` for keys this server does not answer (a leading dot, an IP literal, not a DNS name, not
+ * a genuine U-label): they get `NOTFOUND`.
  * @public
  */
 export function parseSocketmapKey(key: string): SocketmapKey | undefined {
@@ -65,7 +68,7 @@ export function parseSocketmapKey(key: string): SocketmapKey | undefined {
 }
 
 function parseKey(key: string): SocketmapKey | undefined {
-  let rest = key.toLowerCase()
+  let rest = key
   let port = 25
   const m = /^(.*?)(?::([0-9]{1,5}))?$/.exec(rest)
   if (m === null) return undefined
@@ -81,6 +84,14 @@ function parseKey(key: string): SocketmapKey | undefined {
     rest = b[1] as string
   } else if (m[2] !== undefined) return undefined // Postfix writes a port only after [host]
   if (rest.endsWith('.')) rest = rest.slice(0, -1)
+  if (NON_ASCII.test(rest)) {
+    // Postfix with smtputf8_enable looks up an internationalised next hop in UTF-8; DNS, DANE (TLSA at
+    // the A-label name) and MTA-STS know it by its A-labels (RFC 5891 §4, RFC 7672 §3.2.3), as Postfix's
+    // own DNS lookups and TLSRPT summaries do (midna_domain_to_ascii). Not a genuine U-label: NOTFOUND.
+    const a = normalizeDnsName(rest)
+    if (a === undefined) return undefined
+    rest = a
+  } else rest = rest.toLowerCase()
   if (rest.length === 0 || rest.length > 253) return undefined
   // An IP literal ([192.0.2.1], [ipv6:…]): an IPv4 address is all digits and dots (no TLD is numeric); IPv6 fails the label check.
   if (/^[0-9.]+$/.test(rest)) return undefined

@@ -26,6 +26,8 @@ before(async () => {
       { name: 'sm-dane.test', records: ['@ MX 10 mx', 'mx A 127.0.100.1', `_25._tcp.mx TLSA ${tlsa}`] },
       { name: 'sm-bogus.test', records: ['@ MX 10 mx', 'mx A 127.0.100.2', `_25._tcp.mx TLSA ${tlsa}`], dnssec: 'expired' },
       { name: 'sm-plain.test', records: ['@ MX 10 mx', 'mx A 127.0.100.3'], dnssec: 'unsigned' },
+      // smbücher.test, published under its A-label
+      { name: 'xn--smbcher-p2a.test', records: ['@ MX 10 mx', 'mx A 127.0.100.4', `_25._tcp.mx TLSA ${tlsa}`] },
     ],
   })
   server = await createSocketmapServer({
@@ -73,6 +75,11 @@ describe('postmap -q against the socketmap server (Postfix socketmap client)', (
     // Postfix's socketmap client: "socketmap server temporary error: …" then a fatal "query error" (no value).
     assert.match(r.err, /socketmap server temporary error: MX lookup failed for sm-bogus\.test/, r.err)
     assert.match(r.err, /query error/, r.err)
+  })
+  it('an internationalised domain, as Postfix (smtputf8_enable) looks it up in UTF-8 → its A-label policy, dane-only', async () => {
+    const r = await postmap('SMBücher.test')
+    assert.equal(r.status, 0, r.err)
+    assert.equal(r.out, 'dane-only\n')
   })
   it('an unsigned domain → not found (postmap status 1, no output, no error)', async () => {
     const r = await postmap('sm-plain.test')

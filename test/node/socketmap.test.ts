@@ -30,6 +30,10 @@ const records: ZoneRecord[] = [
   ['mx.sts.test', 'A', '127.0.0.1'],
   ['_mta-sts.sts.test', 'TXT', 'v=STSv1; id=1'],
   ['mta-sts.sts.test', 'A', '127.0.0.1'],
+  // bücher.test: an internationalised domain, published (as DNS knows it) under its A-label
+  ['xn--bcher-kva.test', 'MX', { preference: 10, exchange: 'mx.xn--bcher-kva.test' }],
+  ['mx.xn--bcher-kva.test', 'A', '127.0.0.1'],
+  ['_25._tcp.mx.xn--bcher-kva.test', 'TLSA', TLSA],
 ]
 const zone = validatingZone({ records, insecure: ['plain.test', 'mx.plain.test'], bogus: ['_25._tcp.mx.bogus.test TLSA'] })
 
@@ -110,6 +114,11 @@ describe('socketmap server: answers over the wire', () => {
     ['dane+sts [mx.dane.test]', 'OK dane-only'],
     ['dane+sts [127.0.0.1]', 'NOTFOUND '],
     ['dane+sts .dane.test', 'NOTFOUND '],
+    // Postfix with smtputf8_enable sends the next hop in UTF-8: answered for its A-label
+    ['dane+sts bücher.test', 'OK dane-only'],
+    ['dane+sts xn--bcher-kva.test', 'OK dane-only'],
+    ['dane+sts [mx.Bücher.test]', 'OK dane-only'],
+    ['dane+sts \u212aä.test', 'NOTFOUND '],
     ['nosuchmap dane.test', /^PERM /],
     ['nospace', /^PERM /],
   ]

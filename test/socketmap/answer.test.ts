@@ -68,6 +68,13 @@ describe('parseSocketmapKey', () => {
     ['Example.COM.', { destination: 'example.com', domain: 'example.com', mxLookup: true, port: 25 }],
     ['[mx.example.com]', { destination: '[mx.example.com]', domain: 'mx.example.com', mxLookup: false, port: 25 }],
     ['[mx.example.com]:587', { destination: '[mx.example.com]', domain: 'mx.example.com', mxLookup: false, port: 587 }],
+    // UTF-8 next hops (Postfix with smtputf8_enable): their A-labels, as DNS knows them (RFC 5891 §4)
+    ['bücher.example', { destination: 'xn--bcher-kva.example', domain: 'xn--bcher-kva.example', mxLookup: true, port: 25 }],
+    ['Bücher.Example.', { destination: 'xn--bcher-kva.example', domain: 'xn--bcher-kva.example', mxLookup: true, port: 25 }],
+    [
+      '[MX.bücher.example]:587',
+      { destination: '[mx.xn--bcher-kva.example]', domain: 'mx.xn--bcher-kva.example', mxLookup: false, port: 587 },
+    ],
   ]
   for (const [k, want] of ok) it(k, () => assert.deepEqual(parseSocketmapKey(k), want))
   // Keys Postfix never sends to smtp_tls_policy_maps, or that are no DNS name: NOTFOUND.
@@ -84,6 +91,13 @@ describe('parseSocketmapKey', () => {
     '[mx]:0',
     '[mx]:99999',
     'x'.repeat(254),
+    // not genuine U-labels: a character that maps to ASCII (the Kelvin sign), a full-width letter, a
+    // zero-width space, a space; and a port without brackets
+    '\u212aä.example',
+    '\uff42ücher.example',
+    'b\u00fc\u200bcher.example',
+    'bü cher.example',
+    'münchen.de:25',
   ])
     it(`${JSON.stringify(k.slice(0, 30))} → undefined`, () => assert.equal(parseSocketmapKey(k), undefined))
 })
@@ -197,5 +211,12 @@ describe('socketmapAnswer: properties and hostile input', () => {
     )
     fc.assert(fc.property(fc.anything(), (v) => onlyCoded(() => socketmapAnswer(v as never), ['ERR_INVALID_ARGUMENT'])))
     fc.assert(fc.property(fc.string(), (k) => onlyCoded(() => parseSocketmapKey(k), [])))
+    // whatever the key, a parsed domain is ASCII: nothing else reaches DNS or a reply
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(...'aü.-[]:5\u212a\u00df\u0130Z'.split('')), maxLength: 30 }), (k) => {
+        const p = parseSocketmapKey(k)
+        if (p !== undefined) assert.match(p.destination, /^[\x21-\x7e]+$/)
+      }),
+    )
   })
 })
