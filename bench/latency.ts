@@ -11,9 +11,11 @@
 //     cache (`tlsSessionCache`, opt-in), and `floor`, a minimal node:net + node:tls STARTTLS client
 //     (no DNS, no policy, no parsing beyond a regular expression; the same ticket wait and the same
 //     16 sessions at a time): what any Node client pays for these sessions on this machine, the
-//     ceiling a library can approach but not pass. Each burst also gives the CPU time per connection
-//     of this process and of the Postfix lab (master, its reaped children and live smtpd processes,
-//     from /proc): unlike throughput and stalls, that does not depend on what else the machine runs.
+//     ceiling for full handshakes (only resumption goes past it). Figures are taken in steady state,
+//     after warm-up bursts; the first burst of each side is printed as the cold figure. Each burst
+//     also gives the CPU time per connection of this process and of the Postfix lab (master, its
+//     reaped children and live smtpd processes, from /proc): unlike throughput and stalls, that does
+//     not depend on what else the machine runs.
 // Needs root and the lab's Debian packages (bash .ci/run installs them). Builds this tree's dist/
 // and the baseline's into a temporary folder first.
 // Run: npm run bench -- latency   [-- --baseline REV]
