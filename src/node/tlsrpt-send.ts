@@ -624,12 +624,17 @@ export function scheduleTlsRptReports(options: ScheduleTlsRptReportsOptions): Tl
     }
   }
   let running = false
+  let rerun = false
   const run = (retry: boolean): void => {
     if (stopped) return
     const t = now()
     // the next daily run first: a timer that fired a little early must not run today twice
     if (!retry) arm(t + 3_600_000)
-    if (running) return // the run in progress covers the same days
+    if (running) {
+      // a run still in progress (a long catch-up): this one follows it, its day may be new
+      rerun = true
+      return
+    }
     const today = Math.floor(t / 86_400_000) * 86_400_000
     const days: string[] = []
     for (let k = catchUpDays; k >= 1; k--) days.push(new Date(today - k * 86_400_000).toISOString().slice(0, 10))
@@ -659,7 +664,10 @@ export function scheduleTlsRptReports(options: ScheduleTlsRptReportsOptions): Tl
         }
       }
       running = false
-      if (pending) armRetry()
+      if (rerun) {
+        rerun = false
+        run(true)
+      } else if (pending) armRetry()
     })().catch(() => {
       running = false
     })
