@@ -244,6 +244,45 @@ let sessionsInFlight = 0
 const sessionWaiters: Array<() => void> = []
 
 /**
+ * At most STARTS_PER_TURN `connect()`/`probe()` calls begin their DNS discovery and policy work in one
+ * turn of the event loop; the rest begin on the next turns, in order. A caller that starts hundreds at
+ * once (a queue manager after a restart) would otherwise run every discovery in one microtask drain
+ * and stall the event loop: 4-23 ms for 200 calls with a warm DNS cache (issue 11). Those calls would
+ * wait for a session slot anyway; nothing is lost but the stall.
+ */
+const STARTS_PER_TURN = 16
+let startsThisTurn = 0
+const startWaiters: Array<() => void> = []
+let turnArmed = false
+
+function startGate(): Promise<void> | undefined {
+  if (startWaiters.length === 0 && startsThisTurn < STARTS_PER_TURN) {
+    startsThisTurn++
+    armTurn()
+    return undefined
+  }
+  armTurn()
+  return new Promise<void>((resolve) => startWaiters.push(resolve))
+}
+
+function armTurn(): void {
+  if (turnArmed) return
+  turnArmed = true
+  setImmediate(nextTurn)
+}
+
+/** A new turn: the count starts again, and the next callers in line begin. */
+function nextTurn(): void {
+  turnArmed = false
+  startsThisTurn = 0
+  while (startWaiters.length > 0 && startsThisTurn < STARTS_PER_TURN) {
+    startsThisTurn++
+    startWaiters.shift()!()
+  }
+  if (startsThisTurn > 0) armTurn()
+}
+
+/**
  * Run `start` when fewer than `limit` SMTP sessions are being set up in this process (TCP connect to
  * verdict); the returned function gives the slot back (idempotent). Not started when released first.
  */
@@ -1249,6 +1288,8 @@ async function run(destination: string, o: ConnectOptions, probe: boolean): Prom
     // a getter or Proxy trap in the caller's options: coded, before any I/O (DESIGN.md §3)
     throw coded(e, probe ? 'probe' : 'connect')
   }
+  const gate = startGate()
+  if (gate) await gate
   const facts = await discoverDestination(s.destination, {
     resolver: s.resolver,
     port: s.port,
@@ -1325,7 +1366,9 @@ async function run(destination: string, o: ConnectOptions, probe: boolean): Prom
  *
  * Destination: `example.com` (MX lookup), `example.com:587`, `[mx.example.com]`, `[192.0.2.1]:25`.
  * Each MX host is tried in preference order, each of its addresses in turn; a host that fails the
- * policy is never used (RFC 7672 §2.2, Postfix TLS_README), and the message stays queued.
+ * policy is never used (RFC 7672 §2.2, Postfix TLS_README), and the message stays queued. Calls made
+ * at once begin their DNS work at most 16 per turn of the event loop, and set up at most
+ * `maxConcurrentSessions` SMTP sessions at a time.
  *
  * @example
  * ```ts

@@ -32,6 +32,38 @@ describe('maxConcurrentSessions', () => {
     assert.equal(b.outcome.status, 'deferred')
     assert.equal(g.outcome.status, 'verified')
   })
+  it('64 calls at once begin their DNS discovery at most 16 per turn of the event loop, in order, and all complete', async () => {
+    // Which turn of the event loop each call's MX lookup happens in (issue 11: 200 discoveries in one
+    // microtask drain stalled the loop for 4-23 ms).
+    let turn = 0
+    let ticking = true
+    const tick = (): void => {
+      turn++
+      if (ticking) setImmediate(tick)
+    }
+    setImmediate(tick)
+    const inner = o.resolver!
+    const turns: number[] = []
+    const resolver = {
+      ...inner,
+      lookup: ((name: string, type: string, lo?: object) => {
+        if (name === 'conc.test' && type === 'MX') turns.push(turn)
+        return inner.lookup(name as never, type as never, lo)
+      }) as typeof inner.lookup,
+    }
+    const results = await Promise.all(Array.from({ length: 64 }, () => connect('conc.test', { ...o, resolver })))
+    ticking = false
+    assert.equal(turns.length, 64)
+    const perTurn = new Map<number, number>()
+    for (const t of turns) perTurn.set(t, (perTurn.get(t) ?? 0) + 1)
+    assert.ok(Math.max(...perTurn.values()) <= 16, JSON.stringify([...perTurn]))
+    assert.ok(perTurn.size >= 4, JSON.stringify([...perTurn]))
+    assert.deepEqual(
+      results.map((c) => c.outcome.status),
+      Array(64).fill('verified'),
+    )
+    for (const c of results) c.socket.destroy()
+  })
   it('rejects a limit below 1', async () => {
     await assert.rejects(connect('conc.test', { ...o, maxConcurrentSessions: 0 }), { code: 'ERR_INVALID_ARGUMENT' })
   })
