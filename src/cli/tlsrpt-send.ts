@@ -1,6 +1,6 @@
 /**
  * `smtp-tls-policy tlsrpt --send DAY --redis URL …`: send a UTC day's TLS-RPT reports (RFC 8460 §5)
- * from the Redis store the senders record into, with `sendTlsRptReports`. Meant for a daily cron line;
+ * from the Redis store the senders record into, with `sendTlsRptReports`. Meant for an hourly cron line;
  * a run that is repeated sends nothing twice.
  */
 import { sendTlsRptReports, type TlsRptSendResult } from '../node/tlsrpt-send.js'
