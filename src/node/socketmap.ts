@@ -4,6 +4,7 @@
  * `TEMP <reason>`, `PERM <reason>`). `name` selects a profile (`dane`, `sts`, `dane+sts`); the facts
  * come from discoverDestination and getMtaStsPolicy, the answer from the pure socketmapAnswer.
  */
+import { isAscii } from 'node:buffer'
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import net from 'node:net'
 import { coded, describeValue, invalidArgument, readOptions } from '../args.js'
@@ -588,10 +589,6 @@ function decodeKey(bytes: Buffer): string {
   } catch {
     return bytes.toString('latin1')
   }
-}
-function isAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) if (bytes[i]! > 0x7f) return false
-  return true
 }
 
 /** The first word of a reply (`OK`, `NOTFOUND`, `TEMP`, `PERM`, `TIMEOUT`) and, for OK, the Postfix level. */
