@@ -43,17 +43,20 @@ describe('maxConcurrentSessions', () => {
     }
     setImmediate(tick)
     const inner = o.resolver!
+    // turns[i]: the turn of call i's MX lookup (each call gets its own view of the shared resolver)
     const turns: number[] = []
-    const resolver = {
+    const resolverFor = (i: number) => ({
       ...inner,
       lookup: ((name: string, type: string, lo?: object) => {
-        if (name === 'conc.test' && type === 'MX') turns.push(turn)
+        if (name === 'conc.test' && type === 'MX') turns[i] = turn
         return inner.lookup(name as never, type as never, lo)
       }) as typeof inner.lookup,
-    }
-    const results = await Promise.all(Array.from({ length: 64 }, () => connect('conc.test', { ...o, resolver })))
+    })
+    const results = await Promise.all(Array.from({ length: 64 }, (_, i) => connect('conc.test', { ...o, resolver: resolverFor(i) })))
     ticking = false
-    assert.equal(turns.length, 64)
+    assert.equal(turns.filter((t) => t !== undefined).length, 64)
+    // in order: a later call never begins in an earlier turn
+    for (let i = 1; i < 64; i++) assert.ok(turns[i]! >= turns[i - 1]!, JSON.stringify(turns))
     const perTurn = new Map<number, number>()
     for (const t of turns) perTurn.set(t, (perTurn.get(t) ?? 0) + 1)
     assert.ok(Math.max(...perTurn.values()) <= 16, JSON.stringify([...perTurn]))
