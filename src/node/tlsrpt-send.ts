@@ -135,8 +135,9 @@ const KEYS = [
 ] as const
 
 /**
- * A claim on (day, domain, URI) lasts as long as a delivery may take (a `mailto:` report can try several
- * MX hosts, each within `timeoutMs`); a sender that dies holding it delays that URI by at most this long.
+ * A claim on (day, domain, URI) lasts far longer than a delivery takes at the default timeouts (a
+ * `mailto:` report can try several MX hosts); a delivery that outlasts it lets another sender send the
+ * same report too (twice, never lost), and a sender that dies holding it delays that URI by at most this long.
  */
 const CLAIM_TTL = 3600
 /** The sent marker outlives the recorded sessions (8 days, the recorder's default), so no run repeats a report. */
